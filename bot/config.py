@@ -170,7 +170,8 @@ class _Reader:
             return None
         if not raw.isdigit():
             self.problems.append(
-                f"{name}={raw!r} must be a server ID (enable Developer Mode, right-click the server → Copy ID)."
+                f"{name}={raw!r} must be a server ID "
+                "(enable Developer Mode, right-click the server → Copy ID)."
             )
             return None
         return int(raw)

@@ -1,4 +1,4 @@
-"""The engine, providers and storage know nothing of Discord (STYLE.md): checked on the source, not by hope."""
+"""The engine, providers and storage know nothing of Discord (STYLE.md): checked on the source."""
 
 import ast
 from pathlib import Path
@@ -27,7 +27,5 @@ def imported_modules(path: Path) -> set[str]:
 def test_layer_does_not_import_forbidden_packages(package: str) -> None:
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"{package} has no modules"
-    offenders = {
-        str(f.relative_to(ROOT)): sorted(imported_modules(f) & FORBIDDEN[package]) for f in files
-    }
+    offenders = {str(f.relative_to(ROOT)): sorted(imported_modules(f) & FORBIDDEN[package]) for f in files}
     assert {f: m for f, m in offenders.items() if m} == {}

@@ -7,18 +7,30 @@ VALID = {"DISCORD_TOKEN": "tok.en.value", "STABILITY_API_KEY": "sk-secret-123"}
 
 def test_defaults() -> None:
     s = Settings.from_env(VALID)
-    assert (s.stability_api_base, s.stability_model, s.image_provider) == ("https://api.stability.ai", "core", "stability")
+    assert (s.stability_api_base, s.stability_model, s.image_provider) == (
+        "https://api.stability.ai",
+        "core",
+        "stability",
+    )
     assert (s.max_prompts, s.max_concurrent_generations, s.generation_timeout) == (10, 10, 120.0)
     assert str(s.database_path) == "data/imagine.sqlite3"
     assert s.discord_dev_guild_id is None
 
 
 def test_values_are_read_and_trimmed() -> None:
-    s = Settings.from_env({
-        **VALID, "STABILITY_API_BASE": " http://127.0.0.1:9000/ ", "STABILITY_MODEL": "sd3.5-flash",
-        "MAX_PROMPTS": "25", "MAX_CONCURRENT_GENERATIONS": "100", "GENERATION_TIMEOUT": "90.5",
-        "LOG_LEVEL": "debug", "DATA_DIR": "/tmp/x", "DISCORD_DEV_GUILD_ID": "1234",
-    })
+    s = Settings.from_env(
+        {
+            **VALID,
+            "STABILITY_API_BASE": " http://127.0.0.1:9000/ ",
+            "STABILITY_MODEL": "sd3.5-flash",
+            "MAX_PROMPTS": "25",
+            "MAX_CONCURRENT_GENERATIONS": "100",
+            "GENERATION_TIMEOUT": "90.5",
+            "LOG_LEVEL": "debug",
+            "DATA_DIR": "/tmp/x",
+            "DISCORD_DEV_GUILD_ID": "1234",
+        }
+    )
     assert s.stability_api_base == "http://127.0.0.1:9000"
     assert (s.stability_model, s.max_prompts, s.max_concurrent_generations) == ("sd3.5-flash", 25, 100)
     assert (s.generation_timeout, s.log_level, s.discord_dev_guild_id) == (90.5, "DEBUG", 1234)
@@ -26,15 +38,30 @@ def test_values_are_read_and_trimmed() -> None:
 
 def test_every_problem_is_listed_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({
-            "MAX_PROMPTS": "26", "MAX_CONCURRENT_GENERATIONS": "lots", "GENERATION_TIMEOUT": "0",
-            "STABILITY_MODEL": "dall-e", "IMAGE_PROVIDER": "stability", "STABILITY_API_BASE": "api.stability.ai",
-            "LOG_LEVEL": "loud", "DISCORD_DEV_GUILD_ID": "my server",
-        })
+        Settings.from_env(
+            {
+                "MAX_PROMPTS": "26",
+                "MAX_CONCURRENT_GENERATIONS": "lots",
+                "GENERATION_TIMEOUT": "0",
+                "STABILITY_MODEL": "dall-e",
+                "IMAGE_PROVIDER": "stability",
+                "STABILITY_API_BASE": "api.stability.ai",
+                "LOG_LEVEL": "loud",
+                "DISCORD_DEV_GUILD_ID": "my server",
+            }
+        )
     problems = "\n".join(caught.value.problems)
-    for name in ("DISCORD_TOKEN", "STABILITY_API_KEY", "MAX_PROMPTS=26", "MAX_CONCURRENT_GENERATIONS='lots'",
-                 "GENERATION_TIMEOUT=0", "STABILITY_MODEL='dall-e'", "STABILITY_API_BASE", "LOG_LEVEL",
-                 "DISCORD_DEV_GUILD_ID"):
+    for name in (
+        "DISCORD_TOKEN",
+        "STABILITY_API_KEY",
+        "MAX_PROMPTS=26",
+        "MAX_CONCURRENT_GENERATIONS='lots'",
+        "GENERATION_TIMEOUT=0",
+        "STABILITY_MODEL='dall-e'",
+        "STABILITY_API_BASE",
+        "LOG_LEVEL",
+        "DISCORD_DEV_GUILD_ID",
+    ):
         assert name in problems
     assert len(caught.value.problems) == 9
     assert caught.value.render().startswith("imagine-bot cannot start")

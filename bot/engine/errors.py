@@ -30,7 +30,9 @@ DEFAULT_MESSAGES: dict[FailureReason, str] = {
     FailureReason.TIMED_OUT: "timed out: the image API took too long, try again",
     FailureReason.REJECTED: "rejected by the image API",
     FailureReason.UNAVAILABLE: "the image API is unavailable right now: try again later",
-    FailureReason.ACCOUNT: "the bot's image API account has a problem (key or credits): tell the bot's operator",
+    FailureReason.ACCOUNT: (
+        "the bot's image API account has a problem (key or credits): tell the bot's operator"
+    ),
     FailureReason.INTERRUPTED: "interrupted: the bot restarted while this ran",
     FailureReason.INTERNAL: "an internal error: the bot's operator can find details in the log",
 }
@@ -53,7 +55,9 @@ class GenerationError(Exception):
     reason: FailureReason = FailureReason.UNAVAILABLE
     retryable: bool = False
 
-    def __init__(self, detail: str = "", *, user_message: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self, detail: str = "", *, user_message: str | None = None, retry_after: float | None = None
+    ):
         super().__init__(detail or self.reason.value)
         self.detail = detail
         self.user_message = user_message

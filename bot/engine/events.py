@@ -61,4 +61,11 @@ class JobFinished:
     at: float
 
 
-Event = JobStarted | GenerationStarted | GenerationSucceeded | GenerationFailed | GenerationCancelled | JobFinished
+Event = (
+    JobStarted
+    | GenerationStarted
+    | GenerationSucceeded
+    | GenerationFailed
+    | GenerationCancelled
+    | JobFinished
+)

@@ -67,7 +67,9 @@ class GenerationOptions:
         if self.model not in MODELS:
             found.append(f"Unknown model `{self.model}`: use one of {', '.join(MODELS)}.")
         if self.aspect_ratio not in ASPECT_RATIOS:
-            found.append(f"Unknown aspect ratio `{self.aspect_ratio}`: use one of {', '.join(ASPECT_RATIOS)}.")
+            found.append(
+                f"Unknown aspect ratio `{self.aspect_ratio}`: use one of {', '.join(ASPECT_RATIOS)}."
+            )
         if self.style is not None and self.style not in STYLES:
             found.append(f"Unknown style `{self.style}`: use one of {', '.join(STYLES)}.")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:

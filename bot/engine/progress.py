@@ -59,7 +59,9 @@ class JobProgress:
         return (self.finished_at if self.finished_at is not None else now) - self.started_at
 
     def apply(self, event: Event) -> JobProgress:
-        """The snapshot after `event`; events for other jobs, or arriving after a generation ended, change nothing."""
+        """The snapshot after `event`.
+
+        Events of other jobs, and events arriving after a generation ended, change nothing."""
         if isinstance(event, JobStarted) or event.job_id != self.job_id:
             return self
         if isinstance(event, JobFinished):
@@ -71,14 +73,20 @@ class JobProgress:
             case GenerationStarted():
                 state = replace(state, status=GenerationStatus.RUNNING, started_at=event.at)
             case GenerationSucceeded():
-                state = replace(state, status=GenerationStatus.SUCCEEDED, finished_at=event.at,
-                                image=event.image, seed=event.image.seed)
+                state = replace(
+                    state,
+                    status=GenerationStatus.SUCCEEDED,
+                    finished_at=event.at,
+                    image=event.image,
+                    seed=event.image.seed,
+                )
             case GenerationFailed():
-                state = replace(state, status=GenerationStatus.FAILED, finished_at=event.at,
-                                failure=event.failure)
+                state = replace(
+                    state, status=GenerationStatus.FAILED, finished_at=event.at, failure=event.failure
+                )
             case GenerationCancelled():
                 state = replace(state, status=GenerationStatus.CANCELLED, finished_at=event.at)
-        generations = self.generations[: event.index] + (state,) + self.generations[event.index + 1 :]
+        generations = (*self.generations[: event.index], state, *self.generations[event.index + 1 :])
         return replace(self, generations=generations)
 
 

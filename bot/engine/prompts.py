@@ -65,7 +65,7 @@ def _split(text: str) -> list[str]:
     if quoted_from is not None:
         snippet = text[quoted_from : quoted_from + 30]
         raise PromptError(
-            f"A double quote is never closed (at `{snippet}`). Close it with another `\"`, "
+            f'A double quote is never closed (at `{snippet}`). Close it with another `"`, '
             f"or remove it. Quotes keep commas inside one prompt: {EXAMPLE}."
         )
     fields.append("".join(current))

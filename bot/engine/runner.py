@@ -98,11 +98,15 @@ class JobRunner:
         """Start a job in the background and return at once."""
         job_id = job_id or new_job_id()
         seeds = plan_seeds(len(request.prompts), request.options.seed, self._seeds)
-        planned = tuple(PlannedGeneration(i, p, s) for i, (p, s) in enumerate(zip(request.prompts, seeds, strict=True)))
+        planned = tuple(
+            PlannedGeneration(i, p, s) for i, (p, s) in enumerate(zip(request.prompts, seeds, strict=True))
+        )
         started = JobStarted(job_id, request, planned, self._clock(), time.time())
         handle = JobHandle(job_id, JobProgress.start(started))
         self.jobs[job_id] = handle
-        handle._task = asyncio.get_running_loop().create_task(self._run(handle, started), name=f"job-{job_id}")
+        handle._task = asyncio.get_running_loop().create_task(
+            self._run(handle, started), name=f"job-{job_id}"
+        )
         return handle
 
     async def run(self, request: JobRequest, *, job_id: str | None = None) -> JobProgress:
@@ -135,7 +139,9 @@ class JobRunner:
             await asyncio.gather(*handle._generations, return_exceptions=True)
             status = final_status(handle.progress.generations)
             await self._publish(handle, JobFinished(handle.job_id, status, self._clock()))
-            log.info("job %s: finished %s in %.1fs", handle.job_id, status, handle.progress.elapsed(self._clock()))
+            log.info(
+                "job %s: finished %s in %.1fs", handle.job_id, status, handle.progress.elapsed(self._clock())
+            )
             return handle.progress
         finally:
             self.jobs.pop(handle.job_id, None)
@@ -156,7 +162,9 @@ class JobRunner:
             if not handle.cancel_requested:
                 raise
 
-    async def _attempt(self, job_id: str, planned: PlannedGeneration, request: JobRequest) -> ImageFile | Failure:
+    async def _attempt(
+        self, job_id: str, planned: PlannedGeneration, request: JobRequest
+    ) -> ImageFile | Failure:
         """One generation, start to file on disk, within the timeout; every failure becomes a `Failure`."""
         scratch = self.images.scratch_path(job_id, planned.index)
         kept = False
@@ -178,7 +186,9 @@ class JobRunner:
         finally:
             if not kept:
                 await asyncio.shield(self.images.discard(scratch))
-        log.warning("job %s: generation %d failed: %s (%s)", job_id, planned.index, failure.reason, failure.detail)
+        log.warning(
+            "job %s: generation %d failed: %s (%s)", job_id, planned.index, failure.reason, failure.detail
+        )
         return failure
 
     async def _publish(self, handle: JobHandle, event: Event) -> None:
@@ -189,4 +199,6 @@ class JobRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("job %s: subscriber %r failed on %s", handle.job_id, subscriber, type(event).__name__)
+                log.exception(
+                    "job %s: subscriber %r failed on %s", handle.job_id, subscriber, type(event).__name__
+                )

@@ -72,9 +72,16 @@ def test_never_raises_anything_but_prompt_error(text: str, max_prompts: int) -> 
         assert all(p and p == p.strip() for p in prompts)
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters=',"“”„‟', blacklist_categories=["Cc", "Cs"]),
-                        min_size=1).filter(lambda s: s.strip() and "\u200b" not in s and "\ufeff" not in s),
-                min_size=1, max_size=10))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_characters=',"“”„‟', blacklist_categories=["Cc", "Cs"]),
+            min_size=1,
+        ).filter(lambda s: s.strip() and "\u200b" not in s and "\ufeff" not in s),
+        min_size=1,
+        max_size=10,
+    )
+)
 def test_quoting_each_prompt_round_trips(prompts: list[str]) -> None:
     text = ", ".join(f'"{p}"' for p in prompts)
     assert parse_prompts(text, max_prompts=10) == [p.strip() for p in prompts]

@@ -25,7 +25,9 @@ def request(*prompts: str, **options: object) -> JobRequest:
     return JobRequest(Requester("u1", "user"), Place(1, 2), prompts, GenerationOptions(**options))  # type: ignore[arg-type]
 
 
-def make_runner(tmp_path: Path, provider: ScriptedProvider, *, limit: int = 10, timeout: float = 5) -> JobRunner:
+def make_runner(
+    tmp_path: Path, provider: ScriptedProvider, *, limit: int = 10, timeout: float = 5
+) -> JobRunner:
     return JobRunner(provider, ImageFiles(tmp_path), max_concurrent=limit, timeout=timeout)
 
 
@@ -71,16 +73,23 @@ async def test_timeout_fails_only_the_slow_generation(tmp_path: Path) -> None:
 
 
 async def test_failures_carry_a_reason_and_never_take_siblings_down(tmp_path: Path) -> None:
-    provider = ScriptedProvider({
-        "blocked": raises(ContentModerated("HTTP 403 content_moderation")),
-        "limited": raises(RateLimited("HTTP 429")),
-        "bug": raises(RuntimeError("boom")),
-        "junk": returns(b"<html>not an image</html>"),
-    })
+    provider = ScriptedProvider(
+        {
+            "blocked": raises(ContentModerated("HTTP 403 content_moderation")),
+            "limited": raises(RateLimited("HTTP 429")),
+            "bug": raises(RuntimeError("boom")),
+            "junk": returns(b"<html>not an image</html>"),
+        }
+    )
     result = await make_runner(tmp_path, provider).run(request("blocked", "ok", "limited", "bug", "junk"))
     reasons = [g.failure.reason if g.failure else None for g in result.generations]
-    assert reasons == [FailureReason.MODERATION, None, FailureReason.RATE_LIMITED, FailureReason.INTERNAL,
-                       FailureReason.UNAVAILABLE]
+    assert reasons == [
+        FailureReason.MODERATION,
+        None,
+        FailureReason.RATE_LIMITED,
+        FailureReason.INTERNAL,
+        FailureReason.UNAVAILABLE,
+    ]
     assert "moderation" in result.generations[0].failure.message  # type: ignore[union-attr]
     assert "not an image" in result.generations[4].failure.message  # type: ignore[union-attr]
     assert result.generations[1].image is not None and result.generations[1].image.path.exists()
@@ -117,8 +126,12 @@ async def test_cancel_stops_queued_and_running_generations(tmp_path: Path) -> No
     job.cancel()
     result = await job.wait()
     by_prompt = {g.prompt: g.status for g in result.generations}
-    assert by_prompt == {"done": GenerationStatus.SUCCEEDED, "running1": GenerationStatus.CANCELLED,
-                         "running2": GenerationStatus.CANCELLED, "queued": GenerationStatus.CANCELLED}
+    assert by_prompt == {
+        "done": GenerationStatus.SUCCEEDED,
+        "running1": GenerationStatus.CANCELLED,
+        "running2": GenerationStatus.CANCELLED,
+        "queued": GenerationStatus.CANCELLED,
+    }
     assert result.status is JobStatus.CANCELLED
     assert sum(isinstance(e, GenerationCancelled) for e in events) == 3
     assert isinstance(events[-1], JobFinished) and events[-1].status is JobStatus.CANCELLED
