@@ -61,7 +61,7 @@ class ScriptedProvider:
             self.in_flight -= 1
             self.changed.notify_all()
 
-    async def wait_until(self, predicate: Callable[[ScriptedProvider], bool], timeout: float = 5) -> None:  # noqa: ASYNC109
+    async def wait_until(self, predicate: Callable[[ScriptedProvider], bool], timeout: float = 5) -> None:
         async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: predicate(self))
 

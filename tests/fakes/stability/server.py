@@ -179,7 +179,7 @@ class FakeStability:
         self.requests.clear()
         self.max_in_flight = self._in_flight
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Return once ``predicate()`` is true; re-checked whenever a request is received or finishes."""
         async with asyncio.timeout(timeout):
             while not predicate():
@@ -188,7 +188,7 @@ class FakeStability:
     async def wait_requests(
         self,
         n: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the tests' one-liner; a deadline built in
+        timeout: float = 5.0,
         path: str | None = None,
     ) -> list[RecordedRequest]:
         """Wait until ``n`` requests (matching ``path`` substring) were received; return the matching ones."""
@@ -198,7 +198,7 @@ class FakeStability:
             raise TimeoutError(f"{self.count(path)} of {n} requests received after {timeout}s") from None
         return [r for r in self.requests if path is None or path in r.path]
 
-    async def wait_finished(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_finished(self, n: int, timeout: float = 5.0) -> None:
         """Wait until ``n`` requests are over (answered, dropped, hung up on, cancelled or aborted)."""
 
         def done() -> bool:
