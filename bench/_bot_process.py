@@ -19,11 +19,11 @@ from bench._support import peak_rss_mb
 
 
 async def serve() -> None:
+    import os
+
     from bot.app import open_services
     from bot.client import ImagineBot
     from bot.config import Settings
-
-    import os
 
     settings = Settings.from_env(os.environ)
     stop = asyncio.Event()

@@ -40,33 +40,55 @@ async def one_job(fake: FakeDiscord, n: int) -> dict[str, float]:
     last = max(m.created_at for m in images) - pushed_at
     original = fake.interaction(pushed.id).original
     assert original is not None
-    return {"n": n, "last_image": last, "ratio": last / LATENCY, "rest": len(fake.rest_calls) - calls_before,
-            "edits": len(original.edits)}
+    return {
+        "n": n,
+        "last_image": last,
+        "ratio": last / LATENCY,
+        "rest": len(fake.rest_calls) - calls_before,
+        "edits": len(original.edits),
+    }
 
 
 async def main(sizes: list[int]) -> None:
-    async with fake_stability_process("--latency", str(LATENCY), "--image-bytes", str(IMAGE_BYTES)) as url:
-        async with FakeDiscord(patch_client=False) as fake:
-            fake.enable_edit_rate_limit(5, 5.0)  # answer 429 like Discord would if the bot edited too often
-            with tempfile.TemporaryDirectory() as data:
-                env = {**os.environ, "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": fake.token,
-                       "STABILITY_API_KEY": "sk-test", "STABILITY_API_BASE": url, "DATA_DIR": data,
-                       "DISCORD_DEV_GUILD_ID": str(fake.guild_id), "MAX_PROMPTS": str(max(sizes)),
-                       "MAX_CONCURRENT_GENERATIONS": str(max(sizes)), "LOG_LEVEL": "WARNING"}
-                bot = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bench._bot_process", fake.rest_base, fake.gateway_url,
-                    cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-                )
-                await fake.wait_identified(timeout=30)
-                await fake.wait_for(lambda f: fake.guild_id in f.guild_commands, timeout=30)
-                rows = [await one_job(fake, n) for n in sizes]
-                bot.terminate()
-                out, _ = await bot.communicate()
-                rss = json.loads(out.decode().strip().splitlines()[-1])["rss_mb"]
-    print(f"{'N':>4} {'to last image':>14} {'ideal':>6} {'ratio':>6} {'REST calls':>11} {'edits':>6} {'429s':>5}")
+    stability = fake_stability_process("--latency", str(LATENCY), "--image-bytes", str(IMAGE_BYTES))
+    async with stability as url, FakeDiscord(patch_client=False) as fake:
+        fake.enable_edit_rate_limit(5, 5.0)  # answer 429 like Discord would if the bot edited too often
+        with tempfile.TemporaryDirectory() as data:
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "DISCORD_TOKEN": fake.token,
+                "STABILITY_API_KEY": "sk-test",
+                "STABILITY_API_BASE": url,
+                "DATA_DIR": data,
+                "DISCORD_DEV_GUILD_ID": str(fake.guild_id),
+                "MAX_PROMPTS": str(max(sizes)),
+                "MAX_CONCURRENT_GENERATIONS": str(max(sizes)),
+                "LOG_LEVEL": "WARNING",
+            }
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench._bot_process",
+                fake.rest_base,
+                fake.gateway_url,
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            await fake.wait_identified(timeout=30)
+            await fake.wait_for(lambda f: fake.guild_id in f.guild_commands, timeout=30)
+            rows = [await one_job(fake, n) for n in sizes]
+            bot.terminate()
+            out, _ = await bot.communicate()
+            rss = json.loads(out.decode().strip().splitlines()[-1])["rss_mb"]
+    header = ("N", "to last image", "ideal", "ratio", "REST calls", "edits", "429s")
+    print("{:>4} {:>14} {:>6} {:>6} {:>11} {:>6} {:>5}".format(*header))
     for r in rows:
-        print(f"{r['n']:>4} {r['last_image']:>13.2f}s {LATENCY:>5.1f}s {r['ratio']:>6.3f} "
-              f"{r['rest']:>5} (≤{r['n'] + 10:>2}) {r['edits']:>6} {fake.rate_limited_count:>5}")
+        print(
+            f"{r['n']:>4} {r['last_image']:>13.2f}s {LATENCY:>5.1f}s {r['ratio']:>6.3f} "
+            f"{r['rest']:>5} (≤{r['n'] + 10:>2}) {r['edits']:>6} {fake.rate_limited_count:>5}"
+        )
     print(f"bot peak RSS: {rss:.1f} MB")
 
 
