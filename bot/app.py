@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.engine.ports import ImageProvider
+from bot.engine.ratelimit import RequestLimiter
+from bot.engine.retry import RetryPolicy
 from bot.engine.runner import JobRunner
 from bot.providers.demo import DemoProvider
 from bot.providers.stability import StabilityClient
@@ -57,11 +59,16 @@ async def open_services(settings: Settings, *, images: ImageFiles | None = None)
             images,
             max_concurrent=settings.max_concurrent_generations,
             timeout=settings.generation_timeout,
+            retry=RetryPolicy(attempts=settings.generation_attempts),
+            # One limiter per API key, shared by every job; the demo provider has no key to protect.
+            limiter=RequestLimiter(settings.rate_limit_requests, settings.rate_limit_window)
+            if settings.image_provider == "stability"
+            else None,
         )
         recorder = JobRecorder(jobs)
         runner.subscribe(recorder)
         # Closed in reverse: stop the jobs, let their last records land, then close the database.
         stack.push_async_callback(recorder.drain)
-        stack.push_async_callback(runner.cancel_all)
+        stack.push_async_callback(runner.shutdown, settings.shutdown_grace)
         log.info("services ready: provider=%s data=%s", provider.name, settings.data_dir)
         yield Services(settings, provider, images, jobs, runner)

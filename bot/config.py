@@ -72,6 +72,11 @@ class Settings:
     max_concurrent_generations: int = 10
     generation_timeout: float = 120.0
     demo_delay: float = 2.0
+    generation_attempts: int = 3
+    rate_limit_requests: int = 150
+    rate_limit_window: float = 10.0
+    shutdown_grace: float = 30.0
+    resume_window: float = 30 * 60.0  # seconds: older unfinished jobs are reported, not resumed
     discord_dev_guild_id: int | None = None
     log_level: str = "INFO"
 
@@ -111,6 +116,11 @@ class Settings:
             max_concurrent_generations=reader.number("MAX_CONCURRENT_GENERATIONS", 10, int, 1, 1000),
             generation_timeout=reader.number("GENERATION_TIMEOUT", 120.0, float, 1.0, 3600.0),
             demo_delay=reader.number("DEMO_DELAY", 2.0, float, 0.0, 600.0),
+            generation_attempts=reader.number("GENERATION_ATTEMPTS", 3, int, 1, 10),
+            rate_limit_requests=reader.number("RATE_LIMIT_REQUESTS", 150, int, 1, 10_000),
+            rate_limit_window=reader.number("RATE_LIMIT_WINDOW", 10.0, float, 0.1, 3600.0),
+            shutdown_grace=reader.number("SHUTDOWN_GRACE", 30.0, float, 0.0, 3600.0),
+            resume_window=60 * reader.number("RESUME_WINDOW_MINUTES", 30.0, float, 0.0, 7 * 24 * 60.0),
             discord_dev_guild_id=reader.optional_id("DISCORD_DEV_GUILD_ID"),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.engine.errors import Failure
 from bot.engine.models import ImageFile, JobRequest, JobStatus
+
+if TYPE_CHECKING:
+    from bot.engine.progress import JobProgress
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,15 @@ class JobStarted:
     generations: tuple[PlannedGeneration, ...]
     at: float  # monotonic clock of the engine
     wall_time: float  # seconds since the epoch, for records
+
+
+@dataclass(frozen=True)
+class JobResumed:
+    """A job from an earlier run carries on; `progress` is where it stood (finished prompts stay finished)."""
+
+    job_id: str
+    progress: JobProgress
+    at: float
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class JobFinished:
 
 Event = (
     JobStarted
+    | JobResumed
     | GenerationStarted
     | GenerationSucceeded
     | GenerationFailed

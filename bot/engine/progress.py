@@ -12,6 +12,7 @@ from bot.engine.events import (
     GenerationStarted,
     GenerationSucceeded,
     JobFinished,
+    JobResumed,
     JobStarted,
 )
 from bot.engine.models import GenerationStatus, ImageFile, JobRequest, JobStatus
@@ -62,7 +63,7 @@ class JobProgress:
         """The snapshot after `event`.
 
         Events of other jobs, and events arriving after a generation ended, change nothing."""
-        if isinstance(event, JobStarted) or event.job_id != self.job_id:
+        if isinstance(event, JobStarted | JobResumed) or event.job_id != self.job_id:
             return self
         if isinstance(event, JobFinished):
             return replace(self, finished_at=event.at, status=event.status)

@@ -13,6 +13,7 @@ from bot.engine.events import (
     GenerationStarted,
     GenerationSucceeded,
     JobFinished,
+    JobResumed,
     JobStarted,
 )
 from bot.storage.jobs import JobRepository
@@ -60,6 +61,8 @@ class JobRecorder:
                 await repo.mark_generation_cancelled(event.job_id, event.index)
             case JobFinished():
                 await repo.finish_job(event.job_id, event.status)
+            case JobResumed():
+                pass  # the job's rows are already there, as the earlier run left them
             case _:
                 assert_never(event)
 

@@ -1,5 +1,6 @@
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from bot.engine.events import (
 )
 from bot.engine.models import GenerationStatus, JobRequest, JobStatus, Place, Requester
 from bot.engine.options import MAX_SEED, GenerationOptions
+from bot.engine.retry import RetryPolicy
 from bot.engine.runner import JobRunner, plan_seeds
 from bot.providers.errors import ContentModerated, RateLimited
 from bot.storage.images import ImageFiles
@@ -26,9 +28,10 @@ def request(*prompts: str, **options: object) -> JobRequest:
 
 
 def make_runner(
-    tmp_path: Path, provider: ScriptedProvider, *, limit: int = 10, timeout: float = 5
+    tmp_path: Path, provider: ScriptedProvider, *, limit: int = 10, timeout: float = 5, **extra: Any
 ) -> JobRunner:
-    return JobRunner(provider, ImageFiles(tmp_path), max_concurrent=limit, timeout=timeout)
+    extra.setdefault("retry", RetryPolicy(attempts=1))
+    return JobRunner(provider, ImageFiles(tmp_path), max_concurrent=limit, timeout=timeout, **extra)
 
 
 async def test_all_generations_of_a_job_run_at_the_same_time(tmp_path: Path) -> None:
