@@ -52,7 +52,7 @@ async def open_services(settings: Settings, *, images: ImageFiles | None = None)
         conn = await open_database(settings.database_path)
         stack.push_async_callback(conn.close)
         await migrate(conn)
-        jobs = JobRepository(conn)
+        jobs = JobRepository(conn, prices=settings.model_credits)
         images = images or ImageFiles(settings.images_dir)
         runner = JobRunner(
             provider,

@@ -77,6 +77,13 @@ class Settings:
     rate_limit_window: float = 10.0
     shutdown_grace: float = 30.0
     resume_window: float = 30 * 60.0  # seconds: older unfinished jobs are reported, not resumed
+    user_max_active_jobs: int = 2
+    user_daily_image_quota: int = 0  # 0: unlimited
+    guild_daily_image_quota: int = 0
+    guild_daily_credit_budget: float = 0.0
+    model_credits: Mapping[str, float] = field(
+        default_factory=lambda: {m.name: m.credits for m in MODELS.values()}
+    )
     discord_dev_guild_id: int | None = None
     log_level: str = "INFO"
 
@@ -121,6 +128,11 @@ class Settings:
             rate_limit_window=reader.number("RATE_LIMIT_WINDOW", 10.0, float, 0.1, 3600.0),
             shutdown_grace=reader.number("SHUTDOWN_GRACE", 30.0, float, 0.0, 3600.0),
             resume_window=60 * reader.number("RESUME_WINDOW_MINUTES", 30.0, float, 0.0, 7 * 24 * 60.0),
+            user_max_active_jobs=reader.number("USER_MAX_ACTIVE_JOBS", 2, int, 1, 100),
+            user_daily_image_quota=reader.number("USER_DAILY_IMAGE_QUOTA", 0, int, 0, 1_000_000),
+            guild_daily_image_quota=reader.number("GUILD_DAILY_IMAGE_QUOTA", 0, int, 0, 1_000_000),
+            guild_daily_credit_budget=reader.number("GUILD_DAILY_CREDIT_BUDGET", 0.0, float, 0.0, 1e9),
+            model_credits=reader.prices("MODEL_CREDITS"),
             discord_dev_guild_id=reader.optional_id("DISCORD_DEV_GUILD_ID"),
             log_level=reader.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         )
@@ -173,6 +185,25 @@ class _Reader:
             self.problems.append(f"{name}={raw} is out of range: use a value between {low:g} and {high:g}.")
             return default
         return value
+
+    def prices(self, name: str) -> dict[str, float]:
+        """`core=3,ultra=8`: override some models' prices in credits; the rest keep Stability's."""
+        prices = {m.name: m.credits for m in MODELS.values()}
+        for item in filter(None, (part.strip() for part in self.text(name, "").split(","))):
+            model, _, price = item.partition("=")
+            model = model.strip()
+            try:
+                value = float(price)
+            except ValueError:
+                value = -1.0
+            if model not in prices or value < 0:
+                self.problems.append(
+                    f"{name}: {item!r} must be MODEL=CREDITS with a known model and a number >= 0, "
+                    "e.g. core=3,ultra=8."
+                )
+                continue
+            prices[model] = value
+        return prices
 
     def optional_id(self, name: str) -> int | None:
         raw = self.text(name, "")

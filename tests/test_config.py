@@ -78,3 +78,35 @@ def test_secrets_never_show() -> None:
         assert "sk-secret-123" not in text and "tok.en.value" not in text
     assert s.stability_api_key.reveal() == "sk-secret-123"
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
+
+
+def test_quotas_and_prices() -> None:
+    s = Settings.from_env(
+        {
+            **VALID,
+            "USER_MAX_ACTIVE_JOBS": "3",
+            "USER_DAILY_IMAGE_QUOTA": "50",
+            "GUILD_DAILY_IMAGE_QUOTA": "500",
+            "GUILD_DAILY_CREDIT_BUDGET": "1000",
+            "MODEL_CREDITS": "core=2.5, ultra=9",
+        }
+    )
+    assert (s.user_max_active_jobs, s.user_daily_image_quota, s.guild_daily_image_quota) == (3, 50, 500)
+    assert s.guild_daily_credit_budget == 1000
+    assert (s.model_credits["core"], s.model_credits["ultra"], s.model_credits["sd3.5-flash"]) == (
+        2.5,
+        9,
+        2.5,
+    )
+    defaults = Settings.from_env(VALID)
+    assert (
+        defaults.user_max_active_jobs,
+        defaults.user_daily_image_quota,
+        defaults.guild_daily_image_quota,
+    ) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("value", ["dall-e=3", "core=-1", "core=cheap", "core"])
+def test_bad_prices_are_reported(value: str) -> None:
+    with pytest.raises(ConfigError, match="MODEL_CREDITS"):
+        Settings.from_env({**VALID, "MODEL_CREDITS": value})

@@ -82,17 +82,25 @@ class JobRecord:
         return JobRequest(self.requester, self.place, self.prompts, self.options)
 
 
-def estimate_credits(model: str, prompt_count: int) -> float | None:
-    found = MODELS.get(model)
-    return None if found is None else found.credits * prompt_count
+def estimate_credits(
+    model: str, prompt_count: int, prices: Mapping[str, float] | None = None
+) -> float | None:
+    """What a job costs if every prompt succeeds (failed generations are not charged)."""
+    if prices is None:
+        prices = {m.name: m.credits for m in MODELS.values()}
+    price = prices.get(model)
+    return None if price is None else price * prompt_count
 
 
 class JobRepository:
     """All SQL about jobs (and guild settings). `clock` stamps every change with wall-clock time."""
 
-    def __init__(self, conn: aiosqlite.Connection, clock: Clock = time.time) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, clock: Clock = time.time, prices: Mapping[str, float] | None = None
+    ) -> None:
         self._conn = conn
         self._clock = clock
+        self._prices = prices  # credits per image by model; None: Stability's list prices
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -119,7 +127,7 @@ class JobRepository:
                     options.seed,
                     JobStatus.RUNNING,
                     created_at,
-                    estimate_credits(options.model, len(planned)),
+                    estimate_credits(options.model, len(planned), self._prices),
                 ),
             )
             await conn.executemany(
