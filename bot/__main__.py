@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dotenv import load_dotenv
 
@@ -43,7 +44,9 @@ def setup_logging(level: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
-    load_dotenv(override=False)
+    # The current directory's .env, as documented: python-dotenv's default searches up from this file's
+    # folder instead, which finds a checkout's .env from anywhere and an installed bot's never.
+    load_dotenv(Path.cwd() / ".env", override=False)
     try:
         settings = Settings.from_env(os.environ, need_discord=command in ("run", "sync"))
     except ConfigError as exc:

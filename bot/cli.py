@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import open_services
+from bot.app import Services, open_services
 from bot.config import Settings
 from bot.engine.events import Event, GenerationStarted, JobFinished
 from bot.engine.models import GenerationStatus, JobRequest, JobStatus, Place, Requester
 from bot.engine.options import ASPECT_RATIOS, MODELS, STYLES, GenerationOptions
 from bot.engine.progress import GenerationState, JobProgress
 from bot.engine.prompts import PromptError, parse_prompts
+from bot.storage.database import StorageError
 from bot.storage.images import ImageFiles
+from bot.tasks import spawn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -98,53 +103,92 @@ class TerminalDisplay:
         self.live = stream.isatty()
         self.clock = time.monotonic
         self._drawn = 0
+        self._encoding = _encoding_of(stream)
+
+    def write(self, text: str) -> None:
+        """Write and flush at once, so a pipe sees each change as it happens. A character the stream cannot
+        encode (✔ on a cp1252 or ASCII console) becomes `?`: raising would lose the whole line."""
+        if self._encoding is not None:
+            text = text.encode(self._encoding, "replace").decode(self._encoding)
+        self.stream.write(text)
+        self.stream.flush()
 
     def draw(self, progress: JobProgress) -> None:
         lines = [render_line(g, self.clock()) for g in progress.generations]
-        if self._drawn:
-            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
-        self.stream.write("\n".join(lines) + "\n")
-        self.stream.flush()
+        clear = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
+        self.write(clear + "\n".join(lines) + "\n")
         self._drawn = len(lines)
 
     def event(self, progress: JobProgress, event: Event) -> None:
         if self.live:
             self.draw(progress)
         elif not isinstance(event, GenerationStarted | JobFinished) and hasattr(event, "index"):
-            self.stream.write(render_line(progress.generations[event.index], self.clock()) + "\n")
-            self.stream.flush()
+            self.write(render_line(progress.generations[event.index], self.clock()) + "\n")
 
 
-async def run_imagine(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) -> int:
+def _encoding_of(stream: TextIO) -> str | None:
+    """The stream's encoding when it may be unable to show our marks; None for UTF-8 and unknown ones."""
+    try:
+        name = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+    except LookupError:
+        return None
+    return None if name.startswith("utf") else name
+
+
+async def run_imagine(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    """Runs one job from the arguments; returns the process's exit code."""
     try:
         request = build_request(args, settings)
+        out_dir = _prepare_out_dir(args.out)
     except (PromptError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE
-    display = TerminalDisplay(out)
-    async with open_services(settings, images=ImageFiles(args.out, flat=True)) as services:
-        job = services.runner.submit(request)
-
-        async def on_event(event: Event) -> None:
-            if getattr(event, "job_id", None) == job.job_id:
-                display.event(job.progress, event)  # the runner folds the event in before telling us
-
-        services.runner.subscribe(on_event)
-        if display.live:
-            display.draw(job.progress)
-        ticker = asyncio.create_task(_tick(display, lambda: job.progress))
+    display = TerminalDisplay(out or sys.stdout)
+    async with AsyncExitStack() as stack:
         try:
-            progress = await job.wait()
-        except asyncio.CancelledError:
-            job.cancel()
-            progress = await job.wait()
-            out.write(render_summary(progress, time.monotonic()) + "\n")
-            return EXIT_INTERRUPTED
-        finally:
-            ticker.cancel()
-        if display.live:
-            display.draw(progress)
-        out.write(render_summary(progress, time.monotonic()) + "\n")
+            services = await stack.enter_async_context(
+                open_services(settings, images=ImageFiles(out_dir, flat=True))
+            )
+        except (OSError, sqlite3.Error, StorageError) as exc:
+            # Before any job exists: an unusable DATA_DIR is a settings problem, not a crash.
+            sys.stderr.write(f"error: cannot open the database in DATA_DIR={settings.data_dir}: {exc}\n")
+            return EXIT_USAGE
+        code = await _run_job(services, request, display)
+    return code
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    """Create `--out` before anything is sent: a bad folder is the user's to fix, not a failed image each."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot write images to {out_dir}: {exc.strerror or exc}") from exc
+    return out_dir
+
+
+async def _run_job(services: Services, request: JobRequest, display: TerminalDisplay) -> int:
+    job = services.runner.submit(request)
+
+    async def on_event(event: Event) -> None:
+        if getattr(event, "job_id", None) == job.job_id:
+            display.event(job.progress, event)  # the runner folds the event in before telling us
+
+    services.runner.subscribe(on_event)
+    if display.live:
+        display.draw(job.progress)
+    ticker = spawn(_tick(display, lambda: job.progress), name=f"cli-ticker-{job.job_id}")
+    try:
+        progress = await job.wait()
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us; stop the job and say what was kept
+        job.cancel()
+        progress = await job.wait()
+        display.write(render_summary(progress, time.monotonic()) + "\n")
+        return EXIT_INTERRUPTED
+    finally:
+        ticker.cancel()
+    if display.live:
+        display.draw(progress)
+    display.write(render_summary(progress, time.monotonic()) + "\n")
     return EXIT_OK if progress.status is JobStatus.SUCCEEDED else EXIT_FAILED
 
 
