@@ -10,7 +10,6 @@ from bot.engine.errors import GenerationError
 from bot.providers.stability import StabilityClient
 from bot.storage.database import migrate, open_database
 
-
 CHECK_TIMEOUT = 15.0
 
 
