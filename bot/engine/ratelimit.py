@@ -78,8 +78,11 @@ class RequestLimiter:
                 # in-flight one is answered (and starts its own window); whichever comes first wakes us.
                 wait = self._releases[0] - now if self._releases else None
             self._changed.clear()
+            # Not `wait_for`: on Python 3.11 it swallows a cancellation that lands as the event is set, and
+            # the cancelled waiter would go on to send its request.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
 
     def _expire(self) -> None:
         now = self._clock()

@@ -24,7 +24,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based).
 
         `Retry-After` wins when given (up to `max_retry_after`); otherwise capped exponential backoff with
-        "full jitter", so that many generations failing together do not retry together."""
+        jitter (between half and all of it), so generations failing together do not retry together."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))

@@ -232,8 +232,6 @@ class JobRunner:
                     return await self._attempt(job_id, planned, request)
             except GenerationError as exc:
                 failure = exc.to_failure()
-                if exc.reason is FailureReason.RATE_LIMITED and self.limiter is not None:
-                    self.limiter.block(exc.retry_after)
                 if not exc.retryable or attempt >= self.retry.attempts:
                     break
                 delay = self.retry.delay(attempt, None if self.limiter else exc.retry_after)
@@ -270,9 +268,19 @@ class JobRunner:
         kept = False
         try:
             async with self.limiter.slot() if self.limiter else contextlib.nullcontext():
-                generated = await self.provider.generate(
-                    GenerationRequest(planned.prompt, planned.seed, request.options), scratch
-                )
+                try:
+                    generated = await self.provider.generate(
+                        GenerationRequest(planned.prompt, planned.seed, request.options), scratch
+                    )
+                except GenerationError as exc:
+                    if exc.reason is FailureReason.RATE_LIMITED and self.limiter is not None:
+                        # Before this request's place is given back: whoever it wakes must find the key
+                        # blocked, not slip a request in while the 429 is still being handled.
+                        retry_after = exc.retry_after
+                        if retry_after is not None:  # a server asking for hours must not stall the bot
+                            retry_after = min(retry_after, self.retry.max_retry_after)
+                        self.limiter.block(retry_after)
+                    raise
             image = await self.images.keep(scratch, job_id, planned.index, generated)
             kept = True
             return image

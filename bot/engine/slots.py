@@ -51,7 +51,12 @@ class FairSlots:
 
     def waiting(self) -> list[Ticket]:
         """Every waiting ticket in the order it will be served (if nobody else arrives)."""
-        queues = {owner: deque(q) for owner, q in self._queues.items()}
+        # A cancelled ticket whose task has not run yet will never be served: leave it out already.
+        queues = {
+            owner: live
+            for owner, q in self._queues.items()
+            if (live := deque(t for t in q if not t.granted.cancelled()))
+        }
         served = dict(self._served)
         order: list[Ticket] = []
         while queues:
@@ -68,16 +73,20 @@ class FairSlots:
         return min(queues, key=lambda owner: served.get(owner, -1))
 
     def _release(self) -> None:
-        if not self._queues:
-            self.busy -= 1
+        while self._queues:
+            owner = self._next_owner(self._queues, self._served)
+            queue = self._queues[owner]
+            ticket = queue.popleft()
+            if not queue:
+                del self._queues[owner]
+            if ticket.granted.cancelled():
+                # Its task was cancelled but has not run yet (it will find itself forgotten): granting it
+                # would raise here and lose the slot.
+                continue
+            self._grant(owner)
+            ticket.granted.set_result(None)  # the slot passes straight on: busy stays the same
             return
-        owner = self._next_owner(self._queues, self._served)
-        queue = self._queues[owner]
-        ticket = queue.popleft()
-        if not queue:
-            del self._queues[owner]
-        self._grant(owner)
-        ticket.granted.set_result(None)  # the slot passes straight on: busy stays the same
+        self.busy -= 1
 
     def _grant(self, owner: str) -> None:
         self._grants += 1
