@@ -257,6 +257,16 @@ class JobRepository:
         """Jobs that never finished, oldest first: after a crash, these were running when the bot stopped."""
         return await self._jobs_where("status = ? ORDER BY created_at, rowid", (JobStatus.RUNNING,))
 
+    async def undelivered_jobs(self, since: float) -> list[JobRecord]:
+        """Finished jobs created since `since` with an image made but not posted, oldest first: the bot
+        stopped between the last image and its upload, or posting it failed."""
+        return await self._jobs_where(
+            """status != ? AND created_at >= ? AND id IN (
+                SELECT job_id FROM generations WHERE status = ? AND posted_message_id IS NULL
+            ) ORDER BY created_at, rowid""",
+            (JobStatus.RUNNING, since, GenerationStatus.SUCCEEDED),
+        )
+
     async def unposted_images(self, job_id: str) -> list[GenerationRecord]:
         """Images made but not yet posted to Discord, in prompt order."""
         async with connection_lock(self._conn):

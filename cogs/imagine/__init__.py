@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,12 @@ from bot.engine.events import Event
 from bot.engine.models import JobRequest, Place, Requester
 from bot.engine.options import ASPECT_RATIOS, MAX_SEED, MODELS, STYLES, GenerationOptions
 from bot.engine.prompts import PromptError, parse_prompts
-from bot.engine.runner import JobRunner
-from bot.storage.jobs import JobRepository
+from bot.engine.runner import JobRunner, RunnerClosed
+from bot.storage.jobs import JobRecord, JobRepository
 from cogs.imagine import render
-from cogs.imagine.delivery import NO_MENTIONS, DeliveryConfig, JobDelivery
+from cogs.imagine.delivery import NO_MENTIONS, DeliveryConfig, JobDelivery, JobSource
+from cogs.imagine.destination import Destination
+from cogs.imagine.recovery import JobRecovery, unposted_indexes
 
 if TYPE_CHECKING:
     from bot.client import ImagineBot
@@ -45,16 +48,61 @@ class ImagineCog(commands.Cog):
         jobs: JobRepository,
         settings: Settings,
         delivery: DeliveryConfig | None = None,
+        *,
+        client: discord.Client | None = None,
+        recover: bool = False,
     ) -> None:
         self.runner = runner
         self.jobs = jobs
         self.settings = settings
         self.delivery_config = delivery or DeliveryConfig()
+        self.client = client  # reaches the jobs recovered at start-up, which have no interaction
+        self.recover = recover and client is not None
         self.deliveries: dict[str, JobDelivery] = {}
         self._unsubscribe = runner.subscribe(self._on_event)
 
+    async def cog_load(self) -> None:
+        """Crash recovery, after login and before the gateway serves new work (see recovery.py)."""
+        if not self.recover:
+            return
+        recovery = JobRecovery(
+            self.runner, self.jobs, self._deliver_recovered, resume_window=self.settings.resume_window
+        )
+        try:
+            await recovery.run()
+        except Exception:  # the bot still serves new jobs; what was not recovered stays recorded
+            log.exception("crash recovery failed")
+
     async def cog_unload(self) -> None:
+        """At shutdown (the runner has stopped): finish what finished, say the rest will resume."""
         self._unsubscribe()
+        deliveries = list(self.deliveries.values())
+        if deliveries:
+            log.info("shutting down: settling the delivery of %d job(s)", len(deliveries))
+            await asyncio.gather(*(d.close() for d in deliveries), return_exceptions=True)
+
+    def _track(self, delivery: JobDelivery) -> JobDelivery:
+        self.deliveries[delivery.job_id] = delivery
+        return delivery
+
+    def _forget(self, job_id: str) -> None:
+        self.deliveries.pop(job_id, None)
+
+    def _deliver_recovered(self, job: JobSource, record: JobRecord) -> None:
+        assert self.client is not None
+        destination = Destination.for_record(self.client, record, self.delivery_config)
+        progress_id = record.delivery.progress_message_id
+        delivery = JobDelivery(
+            job,
+            destination,
+            self.jobs,
+            self.delivery_config,
+            progress_message_id=progress_id,
+            progress_via="webhook" if destination.webhook is not None and progress_id else "channel",
+            posted=[g.index for g in record.generations if g.posted_message_id is not None],
+            on_done=self._forget,
+        )
+        self._track(delivery).recover(unposted_indexes(record))
 
     async def _on_event(self, event: Event) -> None:
         delivery = self.deliveries.get(event.job_id)
@@ -89,6 +137,11 @@ class ImagineCog(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         model: str | None = None,
     ) -> None:
+        if not self.runner.accepting:
+            await interaction.response.send_message(
+                render.RESTARTING_TEXT, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
         # Everything before defer() is quick and local: bad input is answered privately, and nothing is
         # sent to the image API for it.
         problem = self._permission_problem(interaction)
@@ -107,20 +160,31 @@ class ImagineCog(commands.Cog):
         if problem:
             await interaction.response.send_message(problem, ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
         request = JobRequest(
             Requester(str(interaction.user.id), interaction.user.display_name),
             Place(interaction.guild_id, interaction.channel_id),
             tuple(parsed),
             options,
         )
-        handle = self.runner.submit(request)
-        self.deliveries[handle.job_id] = JobDelivery(
-            interaction,
-            handle,
-            self.jobs,
-            self.delivery_config,
-            on_done=lambda job_id: self.deliveries.pop(job_id, None),
+        try:
+            handle = self.runner.submit(request)
+        except RunnerClosed:  # the shutdown began while we deferred
+            await interaction.edit_original_response(content=render.RESTARTING_TEXT)
+            return
+        destination = Destination.for_interaction(
+            interaction, handle.job_id, request.requester.id, self.delivery_config
+        )
+        self._track(
+            JobDelivery(
+                handle,
+                destination,
+                self.jobs,
+                self.delivery_config,
+                # The deferred response is the progress message: known now, recorded before the first edit.
+                progress_message_id=deferred.message_id if deferred is not None else None,
+                on_done=self._forget,
+            )
         )
         log.info(
             "job %s: /imagine by %s in guild %s channel %s, %d prompt(s)",
@@ -142,4 +206,13 @@ class ImagineCog(commands.Cog):
 
 async def setup(bot: ImagineBot) -> None:
     services = bot.services
-    await bot.add_cog(ImagineCog(services.runner, services.jobs, services.settings, bot.delivery_config))
+    await bot.add_cog(
+        ImagineCog(
+            services.runner,
+            services.jobs,
+            services.settings,
+            bot.delivery_config,
+            client=bot,
+            recover=bot.recover_jobs,
+        )
+    )

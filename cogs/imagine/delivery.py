@@ -1,9 +1,10 @@
 """Getting one job's progress and images to Discord.
 
 One progress message, edited only when its text changes and never more often than `min_edit_interval`;
-each image posted the moment it is on disk. Until shortly before the interaction token expires (15 min),
-both go through the interaction; after that — or as soon as Discord says the token is gone — through the
-channel, which has no such limit.
+each image posted the moment it is on disk, its message id recorded right after, and never posted twice.
+Which path each message takes (the interaction while its token lives, the channel after) is the
+`Destination`'s business. The same class serves a job submitted a second ago and one recovered after a
+restart (`recover`); at shutdown, `close` finishes a finished job's delivery or says the job will resume.
 """
 
 from __future__ import annotations
@@ -12,65 +13,88 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import discord
 
 from bot.engine.events import Event, GenerationSucceeded, JobFinished
-from bot.engine.progress import GenerationState
-from bot.engine.runner import JobHandle
+from bot.engine.progress import GenerationState, JobProgress
 from bot.imaging import CannotFit, fit_image
 from bot.storage.images import EXTENSIONS, slug
 from bot.storage.jobs import JobRepository
 from bot.tasks import spawn
 from cogs.imagine import render
+from cogs.imagine.destination import NO_MENTIONS, TOKEN_LIFETIME, TOKEN_MARGIN, DeliveryConfig, Destination
+from cogs.imagine.progress_message import ProgressMessage, ProgressVia
+
+__all__ = [
+    "NO_MENTIONS",
+    "TOKEN_LIFETIME",
+    "TOKEN_MARGIN",
+    "DeliveryConfig",
+    "FinishedJob",
+    "JobDelivery",
+    "JobSource",
+    "ProgressVia",
+]
 
 log = logging.getLogger(__name__)
 
-NO_MENTIONS = discord.AllowedMentions.none()
-TOKEN_LIFETIME = 15 * 60.0
-TOKEN_MARGIN = 60.0  # switch to the channel this long before the token dies
 MAX_UPLOADS_PER_JOB = 4
-UNKNOWN_MESSAGE, INVALID_TOKEN, MISSING_PERMISSIONS = 10008, 50027, 50013
 TOO_LARGE = 40005
 
 
+class JobSource(Protocol):
+    """Where a delivery reads the job's progress: a running `JobHandle`, or a `FinishedJob`."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def progress(self) -> JobProgress: ...
+
+
 @dataclass(frozen=True)
-class DeliveryConfig:
-    min_edit_interval: float = 1.5
-    token_lifetime: float = TOKEN_LIFETIME
-    token_margin: float = TOKEN_MARGIN
-    wall_clock: Callable[[], float] = time.time  # seconds since the epoch, as Discord's timestamps
+class FinishedJob:
+    """A job nothing runs any more (found finished, or failed as interrupted, after a restart)."""
+
+    job_id: str
+    progress: JobProgress
 
 
 class JobDelivery:
     def __init__(
         self,
-        interaction: discord.Interaction,
-        handle: JobHandle,
+        job: JobSource,
+        destination: Destination,
         jobs: JobRepository,
         config: DeliveryConfig,
         *,
+        progress_message_id: int | None = None,
+        progress_via: ProgressVia = "original",
+        posted: Iterable[int] = (),
         clock: Callable[[], float] = time.monotonic,
         on_done: Callable[[str], object] | None = None,
     ) -> None:
-        self.interaction = interaction
-        self.handle = handle
+        self.job = job
+        self.destination = destination
         self.jobs = jobs
         self.config = config
         self.clock = clock
         self.wall_clock = config.wall_clock
-        self.channel_id = interaction.channel_id
-        self.token_deadline = interaction.created_at.timestamp() + config.token_lifetime - config.token_margin
-        self.token_usable = True
-        self._progress_id: int | None = None  # known after the first edit of the deferred response
-        self._progress_via: Literal["original", "followup", "channel"] = "original"
+        self.message = ProgressMessage(
+            job.job_id, destination, jobs, message_id=progress_message_id, via=progress_via
+        )
+        self._needs_record = True  # token, expiry and progress message: kept before the first edit
         self._dirty = asyncio.Event()
         self._finished = False
         self._last_text = ""
         self._last_edit = float("-inf")
+        self._posted: set[int] = set(posted)  # indexes whose image is on Discord (this run or before)
+        self._not_posted: set[int] = set()
+        self._uploading: set[int] = set()
         self._uploads: set[asyncio.Task[None]] = set()
         self._upload_slots = asyncio.Semaphore(MAX_UPLOADS_PER_JOB)
         self.done = asyncio.Event()
@@ -78,23 +102,58 @@ class JobDelivery:
         # into that response, which would put an image where the progress belongs.
         self._progress_shown = asyncio.Event()
         self._on_done = on_done
-        self._editor = spawn(self._edit_loop(), name=f"progress-{handle.job_id}")
+        self._editor = spawn(self._edit_loop(), name=f"progress-{job.job_id}")
 
     @property
     def job_id(self) -> str:
-        return self.handle.job_id
+        return self.job.job_id
 
     # -- events ---------------------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """Called for each event of this job, after the runner folded it into `handle.progress`."""
+        """Called for each event of this job, after the runner folded it into the job's progress."""
         if isinstance(event, GenerationSucceeded):
-            task = spawn(self._post_image(event.index), name=f"upload-{self.job_id}-{event.index}")
-            self._uploads.add(task)
-            task.add_done_callback(self._uploads.discard)
+            self._spawn_upload(event.index)
         elif isinstance(event, JobFinished):
             self._finished = True
         self._dirty.set()
+
+    def recover(self, unposted: Iterable[int]) -> None:
+        """Carry on for a job of an earlier run: post the images it made but never posted, bring the
+        progress message up to date, and finish with the summary if nothing runs the job any more."""
+        for index in unposted:
+            self._spawn_upload(index)
+        if self.job.progress.finished:
+            self._finished = True
+        self._dirty.set()
+
+    async def close(self) -> None:
+        """At shutdown, after the runner stopped: a finished job gets its last images and summary; an
+        unfinished one (left recorded, to resume) says so. Whatever `shutdown_timeout` cuts off is posted
+        at the next start."""
+        try:
+            async with asyncio.timeout(self.config.shutdown_timeout):
+                if self._finished:
+                    await self.done.wait()
+                    return
+                self._editor.cancel()
+                await asyncio.gather(self._editor, return_exceptions=True)
+                while self._uploads:
+                    await asyncio.gather(*list(self._uploads), return_exceptions=True)
+                await self._show(render.paused_text(self.job.progress, self.clock(), self.wall_clock()))
+        except TimeoutError:
+            log.warning("job %s: delivery cut short by shutdown; the rest follows at restart", self.job_id)
+        finally:
+            self._done()
+
+    async def wait_delivered(self) -> None:
+        await self.done.wait()
+
+    def _done(self) -> None:
+        if not self.done.is_set():
+            self.done.set()
+            if self._on_done:
+                self._on_done(self.job_id)
 
     # -- the progress message -------------------------------------------------------------------------------
 
@@ -105,104 +164,80 @@ class JobDelivery:
             if wait > 0:
                 await asyncio.sleep(wait)  # rate limiting: let changes pile up into one edit
             self._dirty.clear()
+            if self._needs_record:
+                self._needs_record = False
+                await self.message.remember()
             if self._finished:
-                # The summary comes last: after every image is up, so "delivered" is true when it shows.
-                while self._uploads:
-                    await asyncio.gather(*list(self._uploads), return_exceptions=True)
-                await self._show(self._render())
-                self.done.set()
-                if self._on_done:
-                    self._on_done(self.job_id)
+                try:
+                    await self._finish()
+                finally:
+                    self._done()
                 return
             await self._show(self._render())
 
-    def _render(self) -> str:
-        return render.progress_text(self.handle.progress, self.clock(), self.wall_clock())
+    async def _finish(self) -> None:
+        if not self._progress_shown.is_set():
+            # A job recovered finished: bring its message up to date before the images go up.
+            await self._show(self._render(running=True))
+        # The summary comes last: after every image is up, so "delivered" is true when it shows.
+        while self._uploads:
+            await asyncio.gather(*list(self._uploads), return_exceptions=True)
+        if not await self._show(self._render()):
+            await self.destination.tell_requester(
+                render.undelivered_text(self.job.progress, self.destination.channel_id)
+            )
 
-    async def _show(self, text: str) -> None:
+    def _render(self, *, running: bool = False) -> str:
+        progress = self.job.progress
+        if running:  # the totals, not the summary: what is not posted yet is not "delivered"
+            progress = replace(progress, finished_at=None)
+        return render.progress_text(
+            progress, self.clock(), self.wall_clock(), not_posted=len(self._not_posted)
+        )
+
+    async def _show(self, text: str) -> bool:
+        """Show `text` in the progress message; False when no path to it works."""
         if text == self._last_text:
-            return
+            return True
         self._last_edit = self.clock()
         try:
-            await self._edit_progress(text)
+            await self.message.edit(text)
             self._last_text = text
-        except discord.HTTPException as exc:
-            log.warning("job %s: progress update failed: %s %s", self.job_id, exc.status, exc.text)
+            return True
+        except (discord.HTTPException, discord.ClientException) as exc:
+            log.warning("job %s: progress update failed: %s", self.job_id, exc)
+            return False
         finally:
             self._progress_shown.set()
 
-    async def _edit_progress(self, text: str) -> None:
-        try:
-            if await self._edit_existing(text):
-                return
-        except discord.NotFound:
-            log.info("job %s: the progress message was deleted; posting a new one", self.job_id)
-        await self._post_new_progress(text)
-
-    async def _edit_existing(self, text: str) -> bool:
-        """Edit the progress message where it lives; False when there is none to edit."""
-        if self._use_interaction() and self._progress_via != "channel":
-            try:
-                if self._progress_via == "original":
-                    message = await self.interaction.edit_original_response(
-                        content=text, allowed_mentions=NO_MENTIONS
-                    )
-                    if self._progress_id is None:
-                        self._progress_id = message.id
-                        await self._remember_delivery()
-                else:
-                    assert self._progress_id is not None
-                    await self.interaction.followup.edit_message(
-                        self._progress_id, content=text, allowed_mentions=NO_MENTIONS
-                    )
-                return True
-            except discord.HTTPException as exc:
-                if not self._token_gone(exc):
-                    raise
-        if self._progress_id is None:
-            return False
-        # A message the interaction created is an ordinary channel message: it outlives the token.
-        partial = self._channel().get_partial_message(self._progress_id)
-        await partial.edit(content=text, allowed_mentions=NO_MENTIONS)
-        return True
-
-    async def _post_new_progress(self, text: str) -> None:
-        try:
-            message = await self._channel().send(text, allowed_mentions=NO_MENTIONS)
-            self._progress_via = "channel"
-        except discord.Forbidden:
-            if not self._use_interaction():
-                raise
-            message = await self.interaction.followup.send(text, allowed_mentions=NO_MENTIONS, wait=True)
-            self._progress_via = "followup"
-        self._progress_id = message.id
-        await self._remember_delivery()
-
-    async def _remember_delivery(self) -> None:
-        assert self._progress_id is not None
-        await self.jobs.set_delivery(
-            self.job_id,
-            interaction_token=self.interaction.token,
-            expires_at=self.token_deadline + self.config.token_margin,
-            progress_channel_id=self.channel_id,
-            progress_message_id=self._progress_id,
-        )
-
     # -- images ---------------------------------------------------------------------------------------------
+
+    def _spawn_upload(self, index: int) -> None:
+        if index in self._posted or index in self._uploading:
+            return
+        self._uploading.add(index)
+        task = spawn(self._post_image(index), name=f"upload-{self.job_id}-{index}")
+        self._uploads.add(task)
+        task.add_done_callback(self._uploads.discard)
 
     async def _post_image(self, index: int) -> None:
         await self._progress_shown.wait()
         async with self._upload_slots:
-            state = self.handle.progress.generations[index]
+            progress = self.job.progress
+            state = progress.generations[index]
             assert state.image is not None
-            text = render.caption(self.handle.progress, state)
-            limit = self.interaction.filesize_limit
+            text = render.caption(progress, state)
             try:
-                message = await self._send_file(state, text, limit)
-            except (discord.HTTPException, CannotFit, OSError) as exc:
+                message = await self._send_file(state, text, self.destination.filesize_limit)
+            except (discord.HTTPException, discord.ClientException, CannotFit, OSError) as exc:
                 log.error("job %s: could not post image %d: %s", self.job_id, index + 1, exc)
+                self._not_posted.add(index)
                 return
-            await self.jobs.mark_posted(self.job_id, index, message.id)
+            self._posted.add(index)
+            try:
+                await self.jobs.mark_posted(self.job_id, index, message.id)
+            except Exception:  # posted all the same: only a restart could post it twice now
+                log.exception("job %s: could not record image %d as posted", self.job_id, index + 1)
             log.info("job %s: posted image %d (message %s)", self.job_id, index + 1, message.id)
 
     async def _send_file(self, state: GenerationState, text: str, limit: int) -> discord.Message:
@@ -211,10 +246,15 @@ class JobDelivery:
         except discord.HTTPException as exc:
             if exc.status != 413 and exc.code != TOO_LARGE:
                 raise
+            # Discord's limit is lower than we were told: aim well under it.
+            smaller = limit // 2
             log.info(
-                "job %s: image %d refused as too large; sending it smaller", self.job_id, state.index + 1
+                "job %s: image %d refused as too large; sending it in %d bytes at most",
+                self.job_id,
+                state.index + 1,
+                smaller,
             )
-            return await self._send(text, lambda: self._file_for(state, limit // 2))
+            return await self._send(text, lambda: self._file_for(state, smaller))
 
     async def _file_for(self, state: GenerationState, limit: int) -> discord.File:
         image = state.image
@@ -234,34 +274,21 @@ class JobDelivery:
 
     async def _send(self, text: str, make_file: Callable[[], Awaitable[discord.File]]) -> discord.Message:
         # discord.py closes a file once sent, even on failure: each attempt gets a fresh one.
-        if self._use_interaction():
+        destination = self.destination
+        if destination.use_interaction():
             try:
-                return await self.interaction.followup.send(
-                    text, file=await make_file(), allowed_mentions=NO_MENTIONS, wait=True
-                )
+                return await self._send_through_interaction(text, await make_file())
             except discord.HTTPException as exc:
-                if not self._token_gone(exc):
+                if not destination.token_gone(exc):
                     raise
-        return await self._channel().send(text, file=await make_file(), allowed_mentions=NO_MENTIONS)
+        try:
+            channel = destination.channel()
+            return await channel.send(text, file=await make_file(), allowed_mentions=NO_MENTIONS)
+        except discord.Forbidden:
+            if not destination.token_may_live():
+                raise
+            return await self._send_through_interaction(text, await make_file())
 
-    # -- where to send --------------------------------------------------------------------------------------
-
-    def _use_interaction(self) -> bool:
-        if self.token_usable and self.wall_clock() >= self.token_deadline:
-            log.info("job %s: interaction token about to expire; continuing in the channel", self.job_id)
-            self.token_usable = False
-        return self.token_usable
-
-    def _token_gone(self, exc: discord.HTTPException) -> bool:
-        if exc.code == INVALID_TOKEN or exc.status == 401:
-            log.info("job %s: interaction token expired; continuing in the channel", self.job_id)
-            self.token_usable = False
-            return True
-        return False
-
-    def _channel(self) -> discord.PartialMessageable:
-        assert self.channel_id is not None
-        return self.interaction.client.get_partial_messageable(self.channel_id)
-
-    async def wait_delivered(self) -> None:
-        await self.done.wait()
+    async def _send_through_interaction(self, text: str, file: discord.File) -> discord.Message:
+        webhook = self.destination.interaction_webhook()
+        return await webhook.send(text, file=file, allowed_mentions=NO_MENTIONS, wait=True)

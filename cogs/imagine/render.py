@@ -5,6 +5,8 @@ Everything taken from user input is markdown-escaped here; mentions are disabled
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from discord.utils import escape_markdown
 
 from bot.engine.models import GenerationStatus, JobStatus
@@ -12,6 +14,7 @@ from bot.engine.options import MODELS
 from bot.engine.progress import GenerationState, JobProgress
 
 MESSAGE_LIMIT = 2000
+RESTARTING_TEXT = "The bot is restarting: try again in a minute."
 
 ICONS = {
     GenerationStatus.QUEUED: "⏳",
@@ -60,15 +63,27 @@ def _state_text(state: GenerationState, now: float, wall_now: float) -> str:
             return "cancelled"
 
 
-def progress_text(progress: JobProgress, now: float, wall_now: float, *, limit: int = MESSAGE_LIMIT) -> str:
-    """The one progress message: a header, a line per prompt, then totals or the final summary."""
+def progress_text(
+    progress: JobProgress,
+    now: float,
+    wall_now: float,
+    *,
+    limit: int = MESSAGE_LIMIT,
+    not_posted: int = 0,
+    footer: str | None = None,
+) -> str:
+    """The one progress message: a header, a line per prompt, then totals or the final summary (or
+    `footer` instead of either). `not_posted`: images made that could not be posted."""
     count = len(progress.generations)
     options = progress.request.options
     header = (
         f"**{'Imagined' if progress.finished else 'Imagining'} {count} prompt{'s' * (count != 1)}** "
         f"· {model_label(options.model)} · {options.aspect_ratio} · job `{progress.job_id}`"
     )
-    footer = summary_text(progress, now) if progress.finished else totals_text(progress)
+    if footer is None:
+        footer = (
+            summary_text(progress, now, not_posted=not_posted) if progress.finished else totals_text(progress)
+        )
     states = [
         (f"{ICONS[g.status]} {g.index + 1}. ", f" — {_state_text(g, now, wall_now)}")
         for g in progress.generations
@@ -96,9 +111,25 @@ def totals_text(progress: JobProgress) -> str:
     return f"-# {' · '.join(parts)}"
 
 
-def summary_text(progress: JobProgress, now: float) -> str:
+def paused_text(progress: JobProgress, now: float, wall_now: float) -> str:
+    """The progress message of a job left unfinished by a shutdown: what ran is queued again at restart."""
+    waiting = tuple(
+        replace(g, status=GenerationStatus.QUEUED, started_at=None)
+        if g.status is GenerationStatus.RUNNING
+        else g
+        for g in progress.generations
+    )
+    left = sum(1 for g in waiting if not g.status.is_terminal)
+    note = (
+        f"-# ⏸️ The bot is restarting: {left} unfinished prompt{'s' * (left != 1)} will carry on when it is "
+        "back."
+    )
+    return progress_text(replace(progress, generations=waiting), now, wall_now, footer=note)
+
+
+def summary_text(progress: JobProgress, now: float, *, not_posted: int = 0) -> str:
     total = len(progress.generations)
-    delivered = progress.count(GenerationStatus.SUCCEEDED)
+    delivered = progress.count(GenerationStatus.SUCCEEDED) - not_posted
     failed = progress.count(GenerationStatus.FAILED)
     verdict = {
         JobStatus.SUCCEEDED: "**Done**",
@@ -107,6 +138,8 @@ def summary_text(progress: JobProgress, now: float) -> str:
         JobStatus.CANCELLED: "**Cancelled**",
     }.get(progress.status, "**Done**")
     parts = [f"{delivered} of {total} image{'s' * (total != 1)} delivered"]
+    if not_posted:
+        parts.append(f"{not_posted} could not be posted")
     if failed:
         parts.append(f"{failed} failed")
     if cancelled := progress.count(GenerationStatus.CANCELLED):
@@ -133,4 +166,15 @@ def missing_permissions_text(missing: list[str]) -> str:
         f"I can't post images here: I'm missing the {names} permission{'s' * (len(missing) != 1)} in this "
         "channel. Ask a server admin to grant them to my role (Server Settings → Roles, or the channel's "
         "Permissions tab), or use me in another channel."
+    )
+
+
+def undelivered_text(progress: JobProgress, channel_id: int | None) -> str:
+    """Told to the requester, privately, when the job's channel and its interaction both refuse us."""
+    made, total = progress.count(GenerationStatus.SUCCEEDED), len(progress.generations)
+    where = f"<#{channel_id}>" if channel_id else "the channel you used"
+    return (
+        f"I could not post the results of your /imagine job `{progress.job_id}` ({made} of {total} "
+        f"image{'s' * (total != 1)} made) in {where}: I am no longer allowed to post there and the command "
+        "has expired. Ask a server admin to let me **Send Messages** and **Attach Files** in that channel."
     )
