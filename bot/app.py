@@ -15,10 +15,13 @@ from bot.engine.retry import RetryPolicy
 from bot.engine.runner import JobRunner
 from bot.providers.demo import DemoProvider
 from bot.providers.stability import StabilityClient
+from bot.quotas import QuotaGate
 from bot.storage.database import migrate, open_database
+from bot.storage.guild_settings import GuildSettingsRepository
 from bot.storage.images import ImageFiles
 from bot.storage.jobs import JobRepository
 from bot.storage.recorder import JobRecorder
+from bot.storage.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ class Services:
     images: ImageFiles
     jobs: JobRepository
     runner: JobRunner
+    usage: UsageRepository
+    guild_settings: GuildSettingsRepository
+    quotas: QuotaGate
 
 
 @asynccontextmanager
@@ -71,4 +77,6 @@ async def open_services(settings: Settings, *, images: ImageFiles | None = None)
         stack.push_async_callback(recorder.drain)
         stack.push_async_callback(runner.shutdown, settings.shutdown_grace)
         log.info("services ready: provider=%s data=%s", provider.name, settings.data_dir)
-        yield Services(settings, provider, images, jobs, runner)
+        usage, guild_settings = UsageRepository(conn), GuildSettingsRepository(jobs)
+        quotas = QuotaGate(usage, guild_settings, settings)
+        yield Services(settings, provider, images, jobs, runner, usage, guild_settings, quotas)

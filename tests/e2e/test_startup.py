@@ -68,5 +68,6 @@ async def test_a_development_server_gets_the_commands_at_start(tmp_path: Path) -
         settings = settings_for(fake, tmp_path, DISCORD_DEV_GUILD_ID=str(fake.guild_id))
         async with open_services(settings) as services, fake.running(ImagineBot(services)):
             pass
-    assert [c["name"] for c in fake.guild_commands[fake.guild_id]] == ["imagine"]
+    names = [c["name"] for c in fake.guild_commands[fake.guild_id]]
+    assert names == ["imagine", "jobs", "job", "usage", "forget-me", "imagine-settings"]
     assert fake.global_commands == [], "global sync only through `python -m bot sync`"
