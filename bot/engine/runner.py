@@ -10,7 +10,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.engine.errors import Failure, FailureReason, GenerationError
@@ -117,10 +117,14 @@ class JobRunner:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
-    def submit(self, request: JobRequest, *, job_id: str | None = None) -> JobHandle:
-        """Start a job in the background and return at once."""
+    def submit(
+        self, request: JobRequest, *, job_id: str | None = None, seeds: Sequence[int] | None = None
+    ) -> JobHandle:
+        """Start a job in the background and return at once. `seeds` (one per prompt) repeat exact
+        generations, e.g. to retry failed ones; otherwise they are planned from the options."""
         job_id = job_id or new_job_id()
-        seeds = plan_seeds(len(request.prompts), request.options.seed, self._seeds)
+        if seeds is None:
+            seeds = plan_seeds(len(request.prompts), request.options.seed, self._seeds)
         planned = tuple(
             PlannedGeneration(i, p, s) for i, (p, s) in enumerate(zip(request.prompts, seeds, strict=True))
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,12 +14,14 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.engine.events import Event
-from bot.engine.models import JobRequest, Place, Requester
+from bot.engine.models import GenerationStatus, JobRequest, Place, Requester, new_job_id
 from bot.engine.options import ASPECT_RATIOS, MAX_SEED, MODELS, STYLES, GenerationOptions
 from bot.engine.prompts import PromptError, parse_prompts
 from bot.engine.runner import JobRunner, RunnerClosed
+from bot.quotas import QuotaGate
 from bot.storage.jobs import JobRecord, JobRepository
-from cogs.imagine import render
+from cogs.common import channel_ids
+from cogs.imagine import buttons, render
 from cogs.imagine.delivery import NO_MENTIONS, DeliveryConfig, JobDelivery, JobSource
 from cogs.imagine.destination import Destination
 from cogs.imagine.recovery import JobRecovery, unposted_indexes
@@ -51,10 +55,12 @@ class ImagineCog(commands.Cog):
         *,
         client: discord.Client | None = None,
         recover: bool = False,
+        quotas: QuotaGate | None = None,
     ) -> None:
         self.runner = runner
         self.jobs = jobs
         self.settings = settings
+        self.quotas = quotas  # limits, quotas and server settings; None: no limits (tests of other parts)
         self.delivery_config = delivery or DeliveryConfig()
         self.client = client  # reaches the jobs recovered at start-up, which have no interaction
         self.recover = recover and client is not None
@@ -127,6 +133,8 @@ class ImagineCog(commands.Cog):
             list(MODELS), {name: f"{m.label} ({m.credits:g} credits)" for name, m in MODELS.items()}
         ),
     )
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=True)
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -137,41 +145,72 @@ class ImagineCog(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         model: str | None = None,
     ) -> None:
-        if not self.runner.accepting:
-            await interaction.response.send_message(
-                render.RESTARTING_TEXT, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
-            return
-        # Everything before defer() is quick and local: bad input is answered privately, and nothing is
-        # sent to the image API for it.
-        problem = self._permission_problem(interaction)
+        # Everything before defer() is quick: bad input is answered privately, and nothing is sent to the
+        # image API for it.
+        policy = await self.quotas.settings_for(interaction.guild_id) if self.quotas else None
         options = GenerationOptions(
-            model=model or self.settings.stability_model,
+            model=model or (policy.default_model if policy else None) or self.settings.stability_model,
             aspect_ratio=aspect_ratio,
             negative_prompt=negative_prompt,
-            style=style,
+            style=style or (policy.default_style if policy else None),
             seed=seed,
         )
+        max_prompts = (policy.max_prompts if policy else None) or self.settings.max_prompts
         try:
-            parsed = parse_prompts(prompts, max_prompts=self.settings.max_prompts)
+            parsed = parse_prompts(prompts, max_prompts=min(max_prompts, self.settings.max_prompts))
         except PromptError as exc:
-            problem = problem or str(exc)
-        problem = problem or " ".join(options.problems())
-        if problem:
-            await interaction.response.send_message(problem, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await self._refuse(interaction, str(exc))
             return
+        await self._start_job(interaction, parsed, options)
+
+    async def _start_job(
+        self,
+        interaction: discord.Interaction,
+        prompts: Sequence[str],
+        options: GenerationOptions,
+        seeds: Sequence[int] | None = None,
+    ) -> None:
+        """Check, acknowledge, run and deliver a job: for /imagine and for the buttons that start one."""
+        if not self.runner.accepting:
+            await self._refuse(interaction, render.RESTARTING_TEXT)
+            return
+        problem = self._permission_problem(interaction) or " ".join(options.problems())
+        if problem:
+            await self._refuse(interaction, problem)
+            return
+        # Acknowledged before the quotas are counted: that reads the database, which a busy bot must not let
+        # push the answer past Discord's 3 seconds.
         deferred = await interaction.response.defer(thinking=True)
+        job_id = new_job_id()
+        if self.quotas is not None:
+            decision = await self.quotas.admit(
+                job_id,
+                str(interaction.user.id),
+                interaction.guild_id,
+                channel_ids(interaction),
+                len(prompts),
+                options.model,
+            )
+            if not decision.allowed:
+                await interaction.delete_original_response()  # the "thinking…" message: say why privately
+                await interaction.followup.send(
+                    decision.message, ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
+                return
         request = JobRequest(
             Requester(str(interaction.user.id), interaction.user.display_name),
             Place(interaction.guild_id, interaction.channel_id),
-            tuple(parsed),
+            tuple(prompts),
             options,
         )
         try:
-            handle = self.runner.submit(request)
+            handle = self.runner.submit(request, job_id=job_id, seeds=seeds)
         except RunnerClosed:  # the shutdown began while we deferred
+            if self.quotas is not None:
+                self.quotas.release(job_id)
             await interaction.edit_original_response(content=render.RESTARTING_TEXT)
             return
+        policy = await self.quotas.settings_for(interaction.guild_id) if self.quotas else None
         destination = Destination.for_interaction(
             interaction, handle.job_id, request.requester.id, self.delivery_config
         )
@@ -184,20 +223,75 @@ class ImagineCog(commands.Cog):
                 # The deferred response is the progress message: known now, recorded before the first edit.
                 progress_message_id=deferred.message_id if deferred is not None else None,
                 on_done=self._forget,
+                spoiler=bool(policy and policy.spoilers),
+                places=lambda: self.runner.queue_positions(job_id),
             )
         )
         log.info(
-            "job %s: /imagine by %s in guild %s channel %s, %d prompt(s)",
+            "job %s: started by %s in guild %s channel %s, %d prompt(s)",
             handle.job_id,
             interaction.user.id,
             interaction.guild_id,
             interaction.channel_id,
-            len(parsed),
+            len(prompts),
         )
 
     @staticmethod
+    async def _refuse(interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    # -- buttons (see buttons.py): answered from the database, so they work after a restart -----------------
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component or interaction.data is None:
+            return
+        press = buttons.Press.parse(str(interaction.data.get("custom_id", "")))
+        if press is None:
+            return
+        record = await self.jobs.get_job(press.job_id)
+        if record is None:
+            await self._refuse(interaction, "That job no longer exists (its owner may have deleted it).")
+            return
+        is_requester = record.requester.id == str(interaction.user.id)
+        is_manager = interaction.guild_id is not None and interaction.permissions.manage_guild
+        if not (is_requester or (press.action.managers_may and is_manager)):
+            await self._refuse(interaction, "Only the requester can do that.")
+            return
+        await self._act(interaction, press, record)
+
+    async def _act(self, interaction: discord.Interaction, press: buttons.Press, record: JobRecord) -> None:
+        fresh = replace(record.options, seed=None)  # new seeds
+        match press.action:
+            case buttons.Action.CANCEL:
+                if self.runner.cancel(record.id):
+                    await interaction.response.defer()  # the progress message shows the cancellation
+                else:
+                    await self._refuse(interaction, "That job has already finished.")
+            case buttons.Action.RETRY_FAILED:
+                failed = [g for g in record.generations if g.status is GenerationStatus.FAILED]
+                if not failed:
+                    await self._refuse(interaction, "Nothing failed in that job.")
+                    return
+                prompts = [g.prompt for g in failed]
+                await self._start_job(interaction, prompts, record.options, seeds=[g.seed for g in failed])
+            case buttons.Action.REROLL:
+                await self._start_job(interaction, [g.prompt for g in record.generations], fresh)
+            case buttons.Action.REROLL_ONE:
+                generation = next((g for g in record.generations if g.index == press.index), None)
+                if generation is None:
+                    await self._refuse(interaction, "That image is no longer known.")
+                    return
+                await self._start_job(interaction, [generation.prompt], fresh)
+            case buttons.Action.DELETE:
+                await interaction.response.defer()
+                await interaction.delete_original_response()  # the message the button is on
+                log.info("job %s: image %s deleted by %s", record.id, press.index, interaction.user.id)
+
+    @staticmethod
     def _permission_problem(interaction: discord.Interaction) -> str:
-        if interaction.guild_id is None:
+        # In DMs, and where only a user installed the bot, everything goes through the interaction.
+        if interaction.guild_id is None or not interaction.is_guild_integration():
             return ""
         permissions = interaction.app_permissions
         missing = [label for name, label in REQUIRED_PERMISSIONS if not getattr(permissions, name)]
@@ -214,5 +308,6 @@ async def setup(bot: ImagineBot) -> None:
             bot.delivery_config,
             client=bot,
             recover=bot.recover_jobs,
+            quotas=services.quotas,
         )
     )

@@ -10,22 +10,24 @@ restart (`recover`); at shutdown, `close` finishes a finished job's delivery or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import discord
 
 from bot.engine.events import Event, GenerationSucceeded, JobFinished
+from bot.engine.models import GenerationStatus
 from bot.engine.progress import GenerationState, JobProgress
 from bot.imaging import CannotFit, fit_image
 from bot.storage.images import EXTENSIONS, slug
 from bot.storage.jobs import JobRepository
 from bot.tasks import spawn
-from cogs.imagine import render
+from cogs.imagine import buttons, render
 from cogs.imagine.destination import NO_MENTIONS, TOKEN_LIFETIME, TOKEN_MARGIN, DeliveryConfig, Destination
 from cogs.imagine.progress_message import ProgressMessage, ProgressVia
 
@@ -43,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_UPLOADS_PER_JOB = 4
+QUEUE_REFRESH = 5.0  # seconds between refreshes of a waiting job's place in the queue
 TOO_LARGE = 40005
 
 
@@ -77,6 +80,8 @@ class JobDelivery:
         posted: Iterable[int] = (),
         clock: Callable[[], float] = time.monotonic,
         on_done: Callable[[str], object] | None = None,
+        spoiler: bool = False,
+        places: Callable[[], Mapping[int, int]] | None = None,
     ) -> None:
         self.job = job
         self.destination = destination
@@ -102,6 +107,8 @@ class JobDelivery:
         # into that response, which would put an image where the progress belongs.
         self._progress_shown = asyncio.Event()
         self._on_done = on_done
+        self.spoiler = spoiler  # the server posts images behind a spoiler
+        self._places = places  # where this job's waiting prompts are in the queue
         self._editor = spawn(self._edit_loop(), name=f"progress-{job.job_id}")
 
     @property
@@ -159,7 +166,13 @@ class JobDelivery:
 
     async def _edit_loop(self) -> None:
         while True:
-            await self._dirty.wait()
+            if self._places is not None and self.job.progress.count(GenerationStatus.QUEUED):
+                # Other jobs' prompts starting move ours up the queue: refresh now and then, cheaply (an
+                # unchanged text costs no edit).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), QUEUE_REFRESH)
+            else:
+                await self._dirty.wait()
             wait = self._last_edit + self.config.min_edit_interval - self.clock()
             if wait > 0:
                 await asyncio.sleep(wait)  # rate limiting: let changes pile up into one edit
@@ -191,8 +204,9 @@ class JobDelivery:
         progress = self.job.progress
         if running:  # the totals, not the summary: what is not posted yet is not "delivered"
             progress = replace(progress, finished_at=None)
+        places = self._places() if self._places is not None and not progress.finished else None
         return render.progress_text(
-            progress, self.clock(), self.wall_clock(), not_posted=len(self._not_posted)
+            progress, self.clock(), self.wall_clock(), not_posted=len(self._not_posted), places=places
         )
 
     async def _show(self, text: str) -> bool:
@@ -201,7 +215,7 @@ class JobDelivery:
             return True
         self._last_edit = self.clock()
         try:
-            await self.message.edit(text)
+            await self.message.edit(text, buttons.progress_view(self.job.progress))
             self._last_text = text
             return True
         except (discord.HTTPException, discord.ClientException) as exc:
@@ -241,27 +255,32 @@ class JobDelivery:
             log.info("job %s: posted image %d (message %s)", self.job_id, index + 1, message.id)
 
     async def _send_file(self, state: GenerationState, text: str, limit: int) -> discord.Message:
+        view = buttons.image_view(self.job_id, state.index)
         try:
-            return await self._send(text, lambda: self._file_for(state, limit))
+            return await self._send(text, lambda: self._file_for(state, limit), view)
         except discord.HTTPException as exc:
             if exc.status != 413 and exc.code != TOO_LARGE:
                 raise
-            # Discord's limit is lower than we were told: aim well under it.
-            smaller = limit // 2
+            # Discord's limit is lower than we were told: aim well under it (and under the file itself, or
+            # the same bytes would go again).
+            assert state.image is not None
+            smaller = min(limit, state.image.size_bytes) // 2
             log.info(
                 "job %s: image %d refused as too large; sending it in %d bytes at most",
                 self.job_id,
                 state.index + 1,
                 smaller,
             )
-            return await self._send(text, lambda: self._file_for(state, smaller))
+            return await self._send(text, lambda: self._file_for(state, smaller), view)
 
     async def _file_for(self, state: GenerationState, limit: int) -> discord.File:
         image = state.image
         assert image is not None
         name = f"{state.index + 1:02d}-{slug(state.prompt)}"
         if image.size_bytes <= limit:
-            return discord.File(image.path, filename=name + EXTENSIONS.get(image.format, ".png"))
+            return discord.File(
+                image.path, filename=name + EXTENSIONS.get(image.format, ".png"), spoiler=self.spoiler
+            )
         fitted = await asyncio.to_thread(fit_image, image.path, limit)
         log.info(
             "job %s: image %d re-encoded from %d to %d bytes to fit the upload limit",
@@ -270,25 +289,29 @@ class JobDelivery:
             image.size_bytes,
             len(fitted.data),
         )
-        return discord.File(io.BytesIO(fitted.data), filename=name + fitted.extension)
+        return discord.File(io.BytesIO(fitted.data), filename=name + fitted.extension, spoiler=self.spoiler)
 
-    async def _send(self, text: str, make_file: Callable[[], Awaitable[discord.File]]) -> discord.Message:
+    async def _send(
+        self, text: str, make_file: Callable[[], Awaitable[discord.File]], view: discord.ui.View
+    ) -> discord.Message:
         # discord.py closes a file once sent, even on failure: each attempt gets a fresh one.
         destination = self.destination
         if destination.use_interaction():
             try:
-                return await self._send_through_interaction(text, await make_file())
+                return await self._send_through_interaction(text, await make_file(), view)
             except discord.HTTPException as exc:
                 if not destination.token_gone(exc):
                     raise
         try:
             channel = destination.channel()
-            return await channel.send(text, file=await make_file(), allowed_mentions=NO_MENTIONS)
+            return await channel.send(text, file=await make_file(), allowed_mentions=NO_MENTIONS, view=view)
         except discord.Forbidden:
             if not destination.token_may_live():
                 raise
-            return await self._send_through_interaction(text, await make_file())
+            return await self._send_through_interaction(text, await make_file(), view)
 
-    async def _send_through_interaction(self, text: str, file: discord.File) -> discord.Message:
+    async def _send_through_interaction(
+        self, text: str, file: discord.File, view: discord.ui.View
+    ) -> discord.Message:
         webhook = self.destination.interaction_webhook()
-        return await webhook.send(text, file=file, allowed_mentions=NO_MENTIONS, wait=True)
+        return await webhook.send(text, file=file, allowed_mentions=NO_MENTIONS, wait=True, view=view)

@@ -39,9 +39,12 @@ class ProgressMessage:
         self.jobs = jobs
         self.message_id = message_id
         self.via: ProgressVia = via
+        self._view = discord.ui.View()  # the buttons under the message, given with each edit
 
-    async def edit(self, text: str) -> None:
-        """Show `text`; raises `discord.HTTPException` (or `ClientException`) when no path works."""
+    async def edit(self, text: str, view: discord.ui.View) -> None:
+        """Show `text` (and the buttons of `view`); raises `discord.HTTPException` (or `ClientException`)
+        when no path works."""
+        self._view = view
         try:
             if await self._edit_existing(text):
                 return
@@ -84,7 +87,7 @@ class ProgressMessage:
         # A message the interaction created is an ordinary channel message: it outlives the token.
         partial = destination.channel().get_partial_message(self.message_id)
         try:
-            await partial.edit(content=text, allowed_mentions=NO_MENTIONS)
+            await partial.edit(content=text, allowed_mentions=NO_MENTIONS, view=self._view)
         except discord.Forbidden:
             if self.via == "channel" or not destination.token_may_live():
                 raise
@@ -94,25 +97,29 @@ class ProgressMessage:
     async def _edit_through_interaction(self, text: str) -> None:
         interaction = self.destination.interaction
         if self.via == "original" and interaction is not None:
-            message = await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+            message = await interaction.edit_original_response(
+                content=text, allowed_mentions=NO_MENTIONS, view=self._view
+            )
             if self.message_id != message.id:
                 self.message_id = message.id
                 await self.remember()
             return
         assert self.message_id is not None  # a webhook or channel message is known by its id
         await self.destination.interaction_webhook().edit_message(
-            self.message_id, content=text, allowed_mentions=NO_MENTIONS
+            self.message_id, content=text, allowed_mentions=NO_MENTIONS, view=self._view
         )
 
     async def _post_new(self, text: str) -> None:
         via: ProgressVia = "channel"
         try:
-            message = await self.destination.channel().send(text, allowed_mentions=NO_MENTIONS)
+            message = await self.destination.channel().send(
+                text, allowed_mentions=NO_MENTIONS, view=self._view
+            )
         except (discord.Forbidden, discord.ClientException):
             if not self.destination.token_may_live():
                 raise
             webhook = self.destination.interaction_webhook()
-            message = await webhook.send(text, allowed_mentions=NO_MENTIONS, wait=True)
+            message = await webhook.send(text, allowed_mentions=NO_MENTIONS, wait=True, view=self._view)
             via = "webhook"
         self.message_id, self.via = message.id, via
         await self.remember()

@@ -5,6 +5,7 @@ Everything taken from user input is markdown-escaped here; mentions are disabled
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from discord.utils import escape_markdown
@@ -47,11 +48,11 @@ def model_label(model: str) -> str:
     return found.label if found else model
 
 
-def _state_text(state: GenerationState, now: float, wall_now: float) -> str:
+def _state_text(state: GenerationState, now: float, wall_now: float, place: int | None = None) -> str:
     elapsed = state.elapsed(now) or 0.0
     match state.status:
         case GenerationStatus.QUEUED:
-            return "queued"
+            return "queued" if place is None else f"queued (#{place} in line)"
         case GenerationStatus.RUNNING:
             started = int(wall_now - elapsed)
             return f"generating (started <t:{started}:R>)"
@@ -71,9 +72,11 @@ def progress_text(
     limit: int = MESSAGE_LIMIT,
     not_posted: int = 0,
     footer: str | None = None,
+    places: Mapping[int, int] | None = None,
 ) -> str:
     """The one progress message: a header, a line per prompt, then totals or the final summary (or
-    `footer` instead of either). `not_posted`: images made that could not be posted."""
+    `footer` instead of either). `not_posted`: images made that could not be posted; `places`: each
+    waiting prompt's place in the queue, by index."""
     count = len(progress.generations)
     options = progress.request.options
     header = (
@@ -85,7 +88,10 @@ def progress_text(
             summary_text(progress, now, not_posted=not_posted) if progress.finished else totals_text(progress)
         )
     states = [
-        (f"{ICONS[g.status]} {g.index + 1}. ", f" — {_state_text(g, now, wall_now)}")
+        (
+            f"{ICONS[g.status]} {g.index + 1}. ",
+            f" — {_state_text(g, now, wall_now, (places or {}).get(g.index))}",
+        )
         for g in progress.generations
     ]
     fixed = len(header) + len(footer) + 2 + sum(len(a) + len(b) + 1 for a, b in states)

@@ -38,12 +38,14 @@ async def test_images_over_the_upload_limit_are_reencoded_and_the_original_kept(
         assert "2 of 2 images delivered" in final.content
 
 
-async def test_an_upload_refused_as_too_large_is_sent_smaller(harness: Harness) -> None:
-    harness.discord.fail_next("POST /webhooks/*", status=413, code=40005)
-    pushed = await harness.imagine("a cat")
-    final = await harness.finished(pushed)
-    assert len(harness.images(pushed)) == 1
-    assert "1 of 1 image delivered" in final.content
+async def test_an_upload_refused_as_too_large_is_sent_smaller(harness_factory: Callable[..., Any]) -> None:
+    async with harness_factory(image=noise_png(300_000)) as h:
+        h.discord.fail_next("POST /webhooks/*", status=413, code=40005)
+        pushed = await h.imagine("a cat")
+        final = await h.finished(pushed)
+        (message,) = h.images(pushed)
+        assert len(message.attachments[0].data) <= 150_000, "well under the file that was refused"
+        assert "1 of 1 image delivered" in final.content
 
 
 async def test_many_prompts_finishing_together_never_draw_a_429(harness_factory: Callable[..., Any]) -> None:
