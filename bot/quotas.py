@@ -219,9 +219,11 @@ def _used(used: int, quota: int, prompts: int) -> str:
 
 
 class UsageSource(Protocol):
-    async def usage(self, requester_id: str, guild_id: int | None, since: float) -> Usage: ...
-
-    async def existing_job_ids(self, job_ids: Collection[str]) -> set[str]: ...
+    async def usage_and_existing(
+        self, requester_id: str, guild_id: int | None, since: float, job_ids: Collection[str]
+    ) -> tuple[Usage, set[str]]:
+        """Stored usage, and which of `job_ids` are stored, as one consistent reading."""
+        ...
 
 
 class GuildSettingsSource(Protocol):
@@ -300,19 +302,17 @@ class QuotaGate:
         self._reserved.pop(job_id, None)
 
     async def _usage(self, requester_id: str, guild_id: int | None, now: float) -> Usage:
-        # Reservations first: a job stored in between is then counted twice for a moment, never missed.
-        pending = [self._as_usage(r, requester_id, guild_id) for r in await self._pending(now)]
-        stored = await self.usage_source.usage(requester_id, guild_id, day_start(now))
-        return sum(pending, stored)
-
-    async def _pending(self, now: float) -> list[_Reservation]:
-        """Reservations whose job is not in the database yet (once it is, the stored rows count)."""
+        """Stored usage plus the reservations whose job is not stored yet, from one consistent reading:
+        each job counts exactly once, whether its rows were written a moment ago or not yet."""
         for job_id in [j for j, r in self._reserved.items() if r.expires_at <= now]:
             del self._reserved[job_id]
-        if self._reserved:
-            for job_id in await self.usage_source.existing_job_ids(list(self._reserved)):
-                self._reserved.pop(job_id, None)
-        return list(self._reserved.values())
+        stored, written = await self.usage_source.usage_and_existing(
+            requester_id, guild_id, day_start(now), list(self._reserved)
+        )
+        for job_id in written:  # from now on its stored rows count
+            self._reserved.pop(job_id, None)
+        pending = [self._as_usage(r, requester_id, guild_id) for r in self._reserved.values()]
+        return sum(pending, stored)
 
     @staticmethod
     def _as_usage(r: _Reservation, requester_id: str, guild_id: int | None) -> Usage:

@@ -186,14 +186,13 @@ class MemoryUsage:
         self.job_ids: set[str] = set()
         self.reads = 0
 
-    async def usage(self, requester_id: str, guild_id: int | None, since: float) -> Usage:
+    async def usage_and_existing(
+        self, requester_id: str, guild_id: int | None, since: float, job_ids: Collection[str]
+    ) -> tuple[Usage, set[str]]:
         assert since == day_start(NOW)
         self.reads += 1
         await asyncio.sleep(0)  # a real database read lets other tasks run
-        return self.stored
-
-    async def existing_job_ids(self, job_ids: Collection[str]) -> set[str]:
-        return self.job_ids & set(job_ids)
+        return self.stored, self.job_ids & set(job_ids)
 
 
 class MemoryGuilds:

@@ -26,7 +26,16 @@ class UsageRepository:
 
     async def usage(self, requester_id: str, guild_id: int | None, since: float) -> Usage:
         """A user's images and credits since `since` everywhere, and, in a server, the server's."""
+        usage, _ = await self.usage_and_existing(requester_id, guild_id, since, ())
+        return usage
+
+    async def usage_and_existing(
+        self, requester_id: str, guild_id: int | None, since: float, job_ids: Collection[str]
+    ) -> tuple[Usage, set[str]]:
+        """`usage`, and which of `job_ids` are written, read together: every write takes the same lock, so
+        no job can be written in between and be counted both as stored and as not yet stored."""
         async with connection_lock(self._conn):
+            existing = await self._existing(job_ids) if job_ids else set()
             user_images, user_credits = await self._today("requester_id", requester_id, since)
             guild_images, guild_credits = (
                 (0, 0.0) if guild_id is None else await self._today("guild_id", guild_id, since)
@@ -36,7 +45,7 @@ class UsageRepository:
             ) as cursor:
                 row = await cursor.fetchone()
         active = 0 if row is None else int(row[0])
-        return Usage(active, user_images, user_credits, guild_images, guild_credits)
+        return Usage(active, user_images, user_credits, guild_images, guild_credits), existing
 
     async def stored(self, requester_id: str) -> tuple[int, int]:
         """How many jobs of a user are kept, and how many images they made: what /forget-me deletes."""
@@ -54,10 +63,13 @@ class UsageRepository:
     async def existing_job_ids(self, job_ids: Collection[str]) -> set[str]:
         """Which of `job_ids` have been written."""
         async with connection_lock(self._conn):
-            rows = await self._conn.execute_fetchall(
-                "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(job_ids)),),
-            )
+            return await self._existing(job_ids)
+
+    async def _existing(self, job_ids: Collection[str]) -> set[str]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(job_ids)),),
+        )
         return {str(row[0]) for row in rows}
 
     async def _today(self, column: str, value: str | int, since: float) -> tuple[int, float]:

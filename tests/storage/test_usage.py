@@ -105,3 +105,29 @@ async def test_guild_settings_are_stored_per_guild(repo: JobRepository) -> None:
     await guilds.put(10, GuildSettings())
     assert await guilds.get(10) == GuildSettings()
     assert await repo.get_guild_settings(10) == {}, "back to the defaults: nothing kept"
+
+
+async def test_a_job_is_never_counted_both_as_stored_and_as_not_yet_stored(tmp_path: Path) -> None:
+    """A reserved job, once written, counts once. (The interleaved case — written between two separate
+    reads, which refused users under their cap — is what tests/e2e/test_load.py caught; one consistent
+    reading now makes it impossible by construction.)"""
+    from bot.config import Settings
+    from bot.engine.events import PlannedGeneration
+    from bot.engine.models import JobRequest, Place, Requester
+    from bot.engine.options import GenerationOptions
+    from bot.quotas import QuotaGate
+    from bot.storage.database import Database
+    from bot.storage.guild_settings import GuildSettingsRepository
+    from bot.storage.jobs import JobRepository
+
+    async with Database(tmp_path / "q.sqlite3") as conn:
+        jobs = JobRepository(conn)
+        settings = Settings.from_env(
+            {"IMAGE_PROVIDER": "demo", "USER_MAX_ACTIVE_JOBS": "2"}, need_discord=False
+        )
+        quotas = QuotaGate(UsageRepository(conn), GuildSettingsRepository(jobs), settings)
+        assert (await quotas.admit("job00001", "u1", None, (None,), 1, "core")).allowed
+        request = JobRequest(Requester("u1", "u"), Place(), ("p",), GenerationOptions())
+        await jobs.create_job("job00001", request, [PlannedGeneration(0, "p", 1)], 0.0)  # written meanwhile
+        assert (await quotas.admit("job00002", "u1", None, (None,), 1, "core")).allowed, "1 running, cap 2"
+        assert not (await quotas.admit("job00003", "u1", None, (None,), 1, "core")).allowed
