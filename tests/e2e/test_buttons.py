@@ -116,3 +116,22 @@ async def test_buttons_work_after_a_restart(tmp_path: Path) -> None:
             rerolled = await second.finished(again)
     assert "1 of 1 image delivered" in rerolled.content
     assert [r.prompt for r in stability.requests] == ["before the restart"] * 2
+
+
+async def test_a_server_manager_may_cancel_and_delete_but_not_spend(harness: Harness) -> None:
+    from tests.e2e.test_settings import MANAGER
+
+    harness.stability.hold()
+    pushed = await harness.imagine("someone's job, second")
+    await harness.discord.wait_for(
+        lambda f: "imagine:cancel:" in str(f.interaction(pushed.id).original.components)
+    )
+    progress = harness.discord.interaction(pushed.id).original
+    assert progress is not None
+    manager = harness.discord.add_user("moderator")
+    await press(harness, custom_ids(progress)[0], progress, user_id=manager.id, member_permissions=MANAGER)
+    harness.stability.release()
+    final = await harness.finished(pushed)
+    assert "**Cancelled**" in final.content
+    reroll = await press(harness, custom_ids(final)[0], final, user_id=manager.id, member_permissions=MANAGER)
+    assert await private_reply(harness, reroll) == "Only the requester can do that."

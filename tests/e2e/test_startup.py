@@ -71,3 +71,11 @@ async def test_a_development_server_gets_the_commands_at_start(tmp_path: Path) -
     names = [c["name"] for c in fake.guild_commands[fake.guild_id]]
     assert names == ["imagine", "jobs", "job", "usage", "forget-me", "imagine-settings"]
     assert fake.global_commands == [], "global sync only through `python -m bot sync`"
+
+
+async def test_imagine_is_offered_in_dms_and_as_a_user_installed_app(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        assert await sync_commands(settings_for(fake, tmp_path)) == 0
+    (imagine,) = [c for c in fake.global_commands if c["name"] == "imagine"]
+    assert sorted(imagine["contexts"]) == [0, 1, 2]  # servers, DMs with the bot, private channels
+    assert sorted(imagine["integration_types"]) == [0, 1]  # installed on a server, or on a user's account

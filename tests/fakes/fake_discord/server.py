@@ -188,6 +188,7 @@ class FakeDiscord(State):
         values: Sequence[str] | None = None,
         user_id: int | None = None,
         app_permissions: int | None = None,
+        member_permissions: int | None = None,
         locale: str = "en-US",
     ) -> InteractionRecord:
         """Push a MESSAGE_COMPONENT interaction for a component on a message the bot sent (2 = button)."""
@@ -198,7 +199,7 @@ class FakeDiscord(State):
         record = await self._push(
             3, custom_id, data,
             user_id=user_id, guild_id=message.guild_id, channel_id=message.channel_id,
-            app_permissions=app_permissions, member_permissions=None, locale=locale,
+            app_permissions=app_permissions, member_permissions=member_permissions, locale=locale,
             message=message_id,
         )  # fmt: skip
         return record
