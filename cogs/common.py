@@ -3,9 +3,13 @@ of the channel a command was used in, Discord timestamps and message links, type
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import discord
+from discord import app_commands
 
 from bot.engine.models import JOB_ID_LENGTH
+from bot.engine.options import MODELS
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MESSAGE_LIMIT = 2000
@@ -75,3 +79,13 @@ def fit(header: list[str], lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
             return text
         kept.pop()
     return "\n".join([*header, f"… and {len(lines)} more"] if lines else header)[:limit]
+
+
+def choices(values: Iterable[str], labels: Mapping[str, str] | None = None) -> list[app_commands.Choice[str]]:
+    """Slash-command choices for `values`, each shown by its label when one is given."""
+    return [app_commands.Choice(name=(labels or {}).get(v, v), value=v) for v in values]
+
+
+def model_choices() -> list[app_commands.Choice[str]]:
+    """Every model, shown with its list price so whoever picks one sees what it costs."""
+    return choices(MODELS, {name: f"{m.label} ({m.credits:g} credits)" for name, m in MODELS.items()})

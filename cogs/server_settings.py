@@ -12,10 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import PROMPTS_CEILING, Settings
-from bot.engine.options import MODELS, STYLES
+from bot.engine.options import STYLES
 from bot.quotas import GuildSettings, Limits, effective_limits
 from bot.storage.guild_settings import GuildSettingsRepository
-from cogs.common import can_manage_guild, reply
+from cogs.common import can_manage_guild, model_choices, reply
 from cogs.imagine.render import model_label
 
 if TYPE_CHECKING:
@@ -158,9 +158,7 @@ class ServerSettingsCog(
     @app_commands.command(name="defaults", description="The model and style /imagine uses when not told.")
     @app_commands.describe(model="Default model.", style="Default style preset.")
     @app_commands.choices(
-        model=[
-            app_commands.Choice(name=f"{m.label} ({m.credits:g} credits)", value=n) for n, m in MODELS.items()
-        ],
+        model=model_choices(),
         style=_choices({s: s for s in STYLES}),
     )
     async def defaults(

@@ -15,12 +15,12 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.engine.events import Event
 from bot.engine.models import GenerationStatus, JobRequest, Place, Requester, new_job_id
-from bot.engine.options import ASPECT_RATIOS, MAX_SEED, MODELS, STYLES, GenerationOptions
+from bot.engine.options import ASPECT_RATIOS, MAX_SEED, STYLES, GenerationOptions
 from bot.engine.prompts import PromptError, parse_prompts
 from bot.engine.runner import JobRunner, RunnerClosed
 from bot.quotas import QuotaGate
 from bot.storage.jobs import JobRecord, JobRepository
-from cogs.common import channel_ids
+from cogs.common import channel_ids, choices, model_choices
 from cogs.imagine import buttons, render
 from cogs.imagine.delivery import NO_MENTIONS, DeliveryConfig, JobDelivery, JobSource
 from cogs.imagine.destination import Destination
@@ -37,12 +37,6 @@ REQUIRED_PERMISSIONS = (
     ("attach_files", "Attach Files"),
     ("embed_links", "Embed Links"),
 )
-
-
-def _choices(
-    values: tuple[str, ...] | list[str], labels: dict[str, str] | None = None
-) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=(labels or {}).get(v, v), value=v) for v in values]
 
 
 class ImagineCog(commands.Cog):
@@ -127,11 +121,9 @@ class ImagineCog(commands.Cog):
         model="Which model draws the images.",
     )
     @app_commands.choices(
-        aspect_ratio=_choices(ASPECT_RATIOS),
-        style=_choices(STYLES),
-        model=_choices(
-            list(MODELS), {name: f"{m.label} ({m.credits:g} credits)" for name, m in MODELS.items()}
-        ),
+        aspect_ratio=choices(ASPECT_RATIOS),
+        style=choices(STYLES),
+        model=model_choices(),
     )
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.allowed_installs(guilds=True, users=True)

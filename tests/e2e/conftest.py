@@ -66,9 +66,10 @@ def harness_factory(tmp_path: Path) -> Callable[..., object]:
         delivery: DeliveryConfig | None = None,
         latency: float = 0.0,
         image: bytes | None = None,
+        rate_limit: tuple[int, float] | None = None,
     ) -> AsyncIterator[Harness]:
         async with (
-            FakeStability(api_key=API_KEY, latency=latency, image=image) as stability,
+            FakeStability(api_key=API_KEY, latency=latency, image=image, rate_limit=rate_limit) as stability,
             FakeDiscord() as fake,
         ):
             settings = Settings.from_env(

@@ -14,20 +14,15 @@ import asyncio
 import gc
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from bot.app import open_services
-from bot.client import ImagineBot
-from bot.config import Settings
 from bot.storage.images import slug
 from cogs.imagine.delivery import DeliveryConfig
-from tests.e2e.conftest import API_KEY, Harness
-from tests.fakes.fake_discord import FakeDiscord, InteractionRecord, MessageRecord
-from tests.fakes.stability import FakeStability
+from tests.e2e.conftest import Harness
+from tests.fakes.fake_discord import InteractionRecord, MessageRecord
 
 pytestmark = pytest.mark.e2e
 
@@ -41,31 +36,20 @@ PER_JOB_TASKS = ("job-", "progress-", "upload-")
 
 
 @pytest.fixture
-async def loaded(tmp_path: Path) -> AsyncIterator[Harness]:
-    """The e2e harness with the fake Stability's rate limit switched on (conftest's has none)."""
-    async with (
-        FakeStability(api_key=API_KEY, latency=LATENCY, rate_limit=(LIMIT, WINDOW)) as stability,
-        FakeDiscord() as fake,
-    ):
-        settings = Settings.from_env(
-            {
-                "DISCORD_TOKEN": fake.token,
-                "STABILITY_API_KEY": API_KEY,
-                "STABILITY_API_BASE": stability.base_url,
-                "DATA_DIR": str(tmp_path / "data"),
-                "DISCORD_DEV_GUILD_ID": str(fake.guild_id),
-                "GENERATION_TIMEOUT": "30",
-                "MAX_PROMPTS": str(PROMPTS_EACH),
-                "MAX_CONCURRENT_GENERATIONS": str(LIMIT + LIMIT // 2),  # the limiter binds, not the slots
-                "RATE_LIMIT_REQUESTS": str(LIMIT),
-                "RATE_LIMIT_WINDOW": str(WINDOW),
-                "USER_MAX_ACTIVE_JOBS": str(JOBS_EACH),
-            }
-        )
-        async with open_services(settings) as services:
-            bot = ImagineBot(services, delivery=DeliveryConfig())
-            async with fake.running(bot):
-                yield Harness(fake, stability, services, bot)
+async def loaded(harness_factory: Callable[..., Any]) -> AsyncIterator[Harness]:
+    """The e2e harness with the fake Stability's rate limit switched on, and the bot's matching."""
+    env = {
+        "GENERATION_TIMEOUT": "30",
+        "MAX_PROMPTS": str(PROMPTS_EACH),
+        "MAX_CONCURRENT_GENERATIONS": str(LIMIT + LIMIT // 2),  # the limiter binds, not the slots
+        "RATE_LIMIT_REQUESTS": str(LIMIT),
+        "RATE_LIMIT_WINDOW": str(WINDOW),
+        "USER_MAX_ACTIVE_JOBS": str(JOBS_EACH),
+    }
+    async with harness_factory(
+        env=env, delivery=DeliveryConfig(), latency=LATENCY, rate_limit=(LIMIT, WINDOW)
+    ) as harness:
+        yield harness
 
 
 def prompt(user: int, job: int, index: int) -> str:
