@@ -14,6 +14,7 @@ from discord.ext import commands
 from discord.http import Route
 
 from tests.fakes.fake_discord import CallbackType, FakeDiscord
+from tests.fakes.fake_discord.bodies import Body
 
 pytestmark = pytest.mark.e2e
 
@@ -209,6 +210,37 @@ async def test_denied_channel_refuses_channel_messages_not_the_interaction(
     original = fake.interaction(pushed.id).original
     assert original is not None and original.content == "done: secret"
     assert int(pushed.payload["app_permissions"]) & (1 << 15) == 0  # no ATTACH_FILES announced
+
+
+async def test_channel_history_pages_newest_first_and_can_be_denied(fake: FakeDiscord, bot: TinyBot) -> None:
+    fake.create_message(fake.channel_id, "channel", Body({"content": "hi"}), author=fake.user_id)
+    _, b, c, _ = [fake.create_message(fake.channel_id, "channel", Body({"content": n})) for n in "abcd"]
+    fake.create_message(fake.guilds[fake.guild_id].channels[1].id, "channel", Body({"content": "elsewhere"}))
+
+    async def page(limit: int, **query: int) -> list[str]:
+        return [m["content"] for m in await bot.http.logs_from(fake.channel_id, limit, **query)]
+
+    assert await page(2) == ["d", "c"]
+    assert await page(2, after=b.id) == ["d", "c"]
+    assert await page(2, before=c.id) == ["b", "a"]
+    assert await page(3, around=c.id) == ["d", "c", "b"]
+    channel = bot.get_partial_messageable(fake.channel_id, guild_id=fake.guild_id)
+    oldest_first = [m async for m in channel.history(limit=100, after=b)]
+    assert [m.content for m in oldest_first] == ["c", "d"]
+    assert len(fake.calls("GET /channels/{channel_id}/messages")) == 5, "one request per page"
+    (first,) = [m async for m in channel.history(limit=1, oldest_first=True)]
+    assert (first.author.id, first.content) == (fake.user_id, "hi")
+    with pytest.raises(discord.HTTPException) as too_many:
+        await page(101)
+    assert (too_many.value.status, too_many.value.code) == (400, 50035)
+
+    fake.deny_history(fake.channel_id)
+    with pytest.raises(discord.Forbidden) as no_history:
+        await page(50)
+    fake.deny_channel_permissions(fake.channel_id)
+    with pytest.raises(discord.Forbidden) as no_permissions:
+        await page(50)
+    assert (no_history.value.code, no_permissions.value.code) == (50001, 50013)
 
 
 async def test_dm_interaction_uses_user_and_dm_channel(fake: FakeDiscord, bot: TinyBot) -> None:

@@ -102,7 +102,7 @@ class ImagineCog(commands.Cog):
             posted=[g.index for g in record.generations if g.posted_message_id is not None],
             on_done=self._forget,
         )
-        self._track(delivery).recover(unposted_indexes(record))
+        self._track(delivery).recover(unposted_indexes(record), created_at=record.created_at)
 
     async def _on_event(self, event: Event) -> None:
         delivery = self.deliveries.get(event.job_id)

@@ -125,11 +125,15 @@ class JobDelivery:
             self._finished = True
         self._dirty.set()
 
-    def recover(self, unposted: Iterable[int]) -> None:
-        """Carry on for a job of an earlier run: post the images it made but never posted, bring the
-        progress message up to date, and finish with the summary if nothing runs the job any more."""
-        for index in unposted:
-            self._spawn_upload(index)
+    def recover(self, unposted: Iterable[int], *, created_at: float) -> None:
+        """Carry on for a job of an earlier run (created at `created_at`, wall clock): post the images it
+        made but never recorded as posted (unless the channel shows they were), bring the progress message up
+        to date, and finish with the summary if nothing runs the job any more."""
+        indexes = [i for i in unposted if i not in self._posted]
+        if indexes:
+            self._track_upload(
+                spawn(self._post_recovered(indexes, created_at), name=f"recover-{self.job_id}")
+            )
         if self.job.progress.finished:
             self._finished = True
         self._dirty.set()
@@ -230,9 +234,35 @@ class JobDelivery:
         if index in self._posted or index in self._uploading:
             return
         self._uploading.add(index)
-        task = spawn(self._post_image(index), name=f"upload-{self.job_id}-{index}")
+        self._track_upload(spawn(self._post_image(index), name=f"upload-{self.job_id}-{index}"))
+
+    def _track_upload(self, task: asyncio.Task[None]) -> None:
+        # The summary and `close` wait for every task in here.
         self._uploads.add(task)
         task.add_done_callback(self._uploads.discard)
+
+    async def _post_recovered(self, indexes: list[int], created_at: float) -> None:
+        """An earlier run's images: those already in the channel (it stopped between posting one and
+        recording it) are recorded, the others posted. Their uploads join `_uploads` before this ends."""
+        total = len(self.job.progress.generations)
+        captions = {render.caption_marker(self.job_id, i, total): i for i in indexes}
+        found = await self.destination.find_posted(created_at, captions)
+        for index in indexes:
+            message_id = found.get(index)
+            if message_id is None:
+                self._spawn_upload(index)
+                continue
+            self._posted.add(index)
+            log.info(
+                "job %s: image %d was posted before the restart (message %s)",
+                self.job_id,
+                index + 1,
+                message_id,
+            )
+            try:
+                await self.jobs.mark_posted(self.job_id, index, message_id)
+            except Exception:  # on Discord all the same: the next restart looks for it again
+                log.exception("job %s: could not record image %d as posted", self.job_id, index + 1)
 
     async def _post_image(self, index: int) -> None:
         await self._progress_shown.wait()

@@ -15,14 +15,17 @@ past its expiry) — `tell_requester` reaches the user who asked, in this order:
 3. a warning in the operator's log naming the job, the channel and the user.
 
 Images that could not be posted stay on disk and in the database as not posted; a restart within the
-resume window tries them again.
+resume window tries them again. Before it does, `find_posted` looks for them in the channel: a crash between
+Discord accepting an image and the bot recording it leaves an image posted but recorded as not posted, and
+an interaction webhook has no nonce for Discord to drop a second post.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import discord
@@ -35,6 +38,8 @@ NO_MENTIONS = discord.AllowedMentions.none()
 TOKEN_LIFETIME = 15 * 60.0
 TOKEN_MARGIN = 60.0  # switch to the channel this long before the token dies
 INVALID_TOKEN = 50027
+HISTORY_LIMIT = 100  # messages read when looking for images already posted: one request
+CLOCK_SKEW = 60.0  # seconds our clock may run ahead of Discord's: history is read from this long before
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,37 @@ class Destination:
         if self.channel_id is None:
             raise discord.ClientException(f"job {self.job_id} has no channel to post in")
         return self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
+
+    async def find_posted(self, since: float, captions: Mapping[str, int]) -> dict[int, int]:
+        """Our image messages in the channel posted after `since` (wall clock) whose caption ends with one
+        of `captions` (caption end -> image index): {index: message id}. One request, the first
+        `HISTORY_LIMIT` messages; nothing found when the history cannot be read (the images are posted
+        again: a duplicate beats a lost image)."""
+        me = self.client.user
+        if me is None or self.channel_id is None:
+            return {}
+        after = datetime.datetime.fromtimestamp(since - CLOCK_SKEW, datetime.UTC)
+        found: dict[int, int] = {}
+        try:
+            async for message in self.channel().history(limit=HISTORY_LIMIT, after=after):
+                if message.author.id != me.id or not message.attachments:
+                    continue
+                index = next((i for end, i in captions.items() if message.content.endswith(end)), None)
+                if index is not None:
+                    found.setdefault(index, message.id)
+        except discord.HTTPException as exc:  # 50001 / 50013: no Read Message History here
+            log.info(
+                "job %s: could not read channel %s to find images already posted (%s %s); posting them",
+                self.job_id,
+                self.channel_id,
+                exc.status,
+                exc.code,
+            )
+            return {}
+        except Exception as exc:  # the lookup only prevents a duplicate: never let it stop the posting
+            log.info("job %s: could not look for images already posted (%r); posting them", self.job_id, exc)
+            return {}
+        return found
 
     @property
     def filesize_limit(self) -> int:

@@ -160,10 +160,15 @@ def caption(progress: JobProgress, state: GenerationState, *, limit: int = MESSA
     size = f" · {image.width}×{image.height}" if image else ""
     details = (
         f"-# seed `{seed}` · {model_label(progress.request.options.model)}{size}"
-        f" · job `{progress.job_id}` ({state.index + 1}/{len(progress.generations)})"
+        f" · {caption_marker(progress.job_id, state.index, len(progress.generations))}"
     )
     budget = (limit - len(details) - 10) // 2
     return f"**{safe(state.prompt, budget)}**\n{details}"
+
+
+def caption_marker(job_id: str, index: int, total: int) -> str:
+    """How an image's caption ends, after any user text: how recovery finds the image in its channel."""
+    return f"job `{job_id}` ({index + 1}/{total})"
 
 
 def missing_permissions_text(missing: list[str]) -> str:

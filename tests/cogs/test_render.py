@@ -93,6 +93,7 @@ def test_caption_has_prompt_seed_model_and_fits() -> None:
     p = p.apply(GenerationSucceeded("abc23456", 0, image(seed=77), 1.0))
     text = render.caption(p, p.generations[0])
     assert text == "**a red fox**\n-# seed `77` · SD 3.5 Flash · 1024×768 · job `abc23456` (1/2)"
+    assert text.endswith(render.caption_marker("abc23456", 0, 2)), "how recovery finds it in the channel"
     assert len(render.caption(p, p.generations[1])) <= 2000
 
 

@@ -6,6 +6,7 @@ Discord and the fake Stability API run in the test's loop and outlive it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ from tests.e2e.conftest import Harness
 from tests.fakes import images
 from tests.fakes.bot_process import BotProcess
 from tests.fakes.fake_discord import FakeDiscord, MessageRecord
-from tests.fakes.fake_discord.bodies import Body
+from tests.fakes.fake_discord.bodies import Body, Upload
 from tests.fakes.stability import FakeStability, Hang
 
 pytestmark = pytest.mark.e2e
@@ -222,6 +223,78 @@ async def test_an_image_made_but_not_posted_before_the_crash_is_posted_once(tmp_
     assert job is not None and job.status is JobStatus.SUCCEEDED
     assert [g.status for g in job.generations] == [GenerationStatus.SUCCEEDED] * 2
     assert [g.posted_message_id for g in job.generations] == [4242, posted.id]
+
+
+# -- an image posted just before the crash, but not recorded as posted --------------------------------------
+
+HISTORY = "GET /channels/{channel_id}/messages"
+
+
+def post_before_the_crash(fake: FakeDiscord, seeded: Seeded) -> MessageRecord:
+    """The second image as the killed bot had posted it, plus a user's look-alike the bot must not take."""
+    marker = f"job `{seeded.job_id}` (2/2)"
+    png = Upload(0, "02-second-prompt.png", images.png_bytes(), "image/png")
+    fake.create_message(
+        fake.channel_id, "channel", Body({"content": f"was it {marker}"}, (png,)), author=fake.user_id
+    )
+    caption = f"**second prompt**\n-# seed `22` · SD 3.5 Flash · 64×64 · {marker}"
+    return fake.create_message(fake.channel_id, "channel", Body({"content": caption}, (png,)))
+
+
+async def test_an_image_posted_but_not_recorded_before_the_crash_is_found_not_posted_again(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    async with FakeStability(api_key=API_KEY) as stability, FakeDiscord() as fake:
+        seeded = await seed_unposted_job(fake, data)
+        before_crash = post_before_the_crash(fake, seeded)
+        progress = fake.message(seeded.progress_message_id)
+        async with bot_in_process(fake, stability, data):
+            await fake.wait_for(lambda f: "delivered" in progress.content, what="the summary")
+
+    assert images_of(fake, "second prompt") == [before_crash]
+    assert fake.calls("POST /channels/*/messages") == [], "nothing posted again"
+    assert "**Done**: 2 of 2 images delivered" in progress.content
+    (history,) = fake.calls(HISTORY)
+    assert history.query["limit"] == "100" and "after" in history.query
+    async with Database(data / "imagine.sqlite3") as conn:
+        job = await JobRepository(conn).get_job(seeded.job_id)
+    assert job is not None
+    assert [g.posted_message_id for g in job.generations] == [4242, before_crash.id]
+
+
+async def test_without_read_message_history_the_image_is_posted_as_before(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.imagine")
+    data = tmp_path / "data"
+    async with FakeStability(api_key=API_KEY) as stability, FakeDiscord() as fake:
+        seeded = await seed_unposted_job(fake, data)
+        before_crash = post_before_the_crash(fake, seeded)
+        fake.deny_history(fake.channel_id)
+        progress = fake.message(seeded.progress_message_id)
+        async with bot_in_process(fake, stability, data):
+            await fake.wait_for(lambda f: "delivered" in progress.content, what="the summary")
+            pushed = await fake.push_slash_command("imagine", {"prompts": "after the restart"})
+            await wait_summary(fake, pushed.id)
+
+    (again,) = [m for m in images_of(fake, "second prompt") if m is not before_crash]
+    assert again.origin == "channel", "posted once more: a duplicate beats a lost image"
+    assert "**Done**: 2 of 2 images delivered" in progress.content
+    assert len(images_of(fake, "after the restart")) == 1, "the bot keeps working"
+    assert [c.status for c in fake.calls(HISTORY)] == [403], "read for the recovered job only"
+    assert f"job {seeded.job_id}: could not read channel {fake.channel_id}" in caplog.text
+    async with Database(data / "imagine.sqlite3") as conn:
+        job = await JobRepository(conn).get_job(seeded.job_id)
+    assert job is not None
+    assert [g.posted_message_id for g in job.generations] == [4242, again.id]
+
+
+async def test_a_fresh_job_does_not_read_the_channel(harness: Harness) -> None:
+    pushed = await harness.imagine("a cat, a dog")
+    await harness.finished(pushed)
+    assert len(harness.images(pushed)) == 2
+    assert harness.discord.calls(HISTORY) == []
 
 
 async def test_syncing_commands_recovers_nothing(tmp_path: Path) -> None:

@@ -93,6 +93,7 @@ class MessageRecord:
     flags: int = 0
     components: list[JSON] = field(default_factory=list)
     interaction_id: int | None = None
+    author_id: int | None = None  # None: the bot
     edits: list[EditRecord] = field(default_factory=list)
     deleted: bool = False
     deleted_at: float | None = None

@@ -139,6 +139,7 @@ class CoreRoutes:
             web.post(p + "/users/@me/channels", self.create_dm),
             web.get(p + "/channels/{channel_id}", self.get_channel),
             web.post(p + "/channels/{channel_id}/typing", self.typing),
+            web.get(p + "/channels/{channel_id}/messages", self.get_messages),
             web.post(p + "/channels/{channel_id}/messages", self.create_message),
             web.get(message, self.get_message),
             web.patch(message, self.edit_message),
@@ -230,6 +231,25 @@ class CoreRoutes:
         channel_id = self._channel(request, writing=True)
         record = self.state.create_message(channel_id, "channel", await self._body(request))
         return json_response(self.state.render(record))
+
+    async def get_messages(self, request: web.Request) -> web.Response:
+        """Channel history, as Discord pages it: newest first, at most `limit` (1-100, default 50)."""
+        channel_id = self._channel(request, writing=False)
+        if channel_id in self.state.denied_channels:
+            raise missing_permissions()
+        if channel_id in self.state.history_denied_channels:
+            raise DiscordError(403, 50001)
+        try:
+            query = {
+                k: int(request.query[k]) for k in ("limit", "before", "after", "around") if k in request.query
+            }
+        except ValueError:
+            raise DiscordError(400, 50035) from None
+        limit = query.pop("limit", 50)
+        if not 1 <= limit <= 100 or len(query) > 1:
+            raise DiscordError(400, 50035)
+        page = self.state.history(channel_id, limit, **query)
+        return json_response([self.state.render(m) for m in page])
 
     async def get_message(self, request: web.Request) -> web.Response:
         record = self._message(request, self._channel(request, writing=False))

@@ -78,6 +78,7 @@ class State:
         self.edit_rate_limit: EditRateLimit | None = None
         self.expired_tokens: set[str] = set()
         self.denied_channels: set[int] = set()
+        self.history_denied_channels: set[int] = set()
         self.faults: list[FaultRule] = []
         self._changed = asyncio.Event()
 
@@ -181,6 +182,30 @@ class State:
             if m.channel_id == channel_id and (include_deleted or not m.deleted)
         ]
 
+    def history(
+        self,
+        channel_id: int,
+        limit: int,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        around: int | None = None,
+    ) -> list[MessageRecord]:
+        """A page of the channel's visible messages as `GET /channels/{id}/messages` returns it, newest
+        first: the `limit` newest before `before` (or overall), the `limit` oldest after `after`, or about
+        half each side of `around` (itself included)."""
+        visible = sorted((m for m in self.messages_in(channel_id) if not m.ephemeral), key=lambda m: m.id)
+        if after is not None:
+            page = [m for m in visible if m.id > after][:limit]
+        elif around is not None:
+            older = [m for m in visible if m.id < around]
+            newer = [m for m in visible if m.id >= around]
+            half = limit // 2
+            page = older[max(0, len(older) - half) :] + newer[: limit - half]
+        else:
+            page = [m for m in visible if before is None or m.id < before][-limit:]
+        return page[::-1]
+
     def calls(self, matcher: RouteMatcher) -> list[RestCall]:
         """REST calls whose route matches (same syntax as ``fail_next``)."""
         return [c for c in self.rest_calls if route_matches(matcher, RouteInfo(c.method, c.template, c.path))]
@@ -227,6 +252,10 @@ class State:
     def allow_channel_permissions(self, channel_id: int) -> None:
         self.denied_channels.discard(channel_id)
 
+    def deny_history(self, channel_id: int) -> None:
+        """Reading the channel's history answers 403 / 50001 (no Read Message History); posting works."""
+        self.history_denied_channels.add(channel_id)
+
     def enable_edit_rate_limit(self, limit: int = 5, per: float = 5.0) -> None:
         self.edit_rate_limit = EditRateLimit(limit, per)
 
@@ -256,8 +285,9 @@ class State:
     # -- messages -------------------------------------------------------------------------------------
 
     def render(self, record: MessageRecord) -> JSON:
+        author = self.users[record.author_id] if record.author_id is not None else self.bot_user
         return payloads.message(
-            record, author=self.bot_user, application_id=self.application_id, cdn_base=self.cdn_base
+            record, author=author, application_id=self.application_id, cdn_base=self.cdn_base
         )
 
     def create_message(
@@ -268,6 +298,7 @@ class State:
         *,
         interaction: int | None = None,
         extra_flags: int = 0,
+        author: int | None = None,
     ) -> MessageRecord:
         attachments, _ = resolve_attachments(body.payload, body.uploads, [], self.ids)
         validate(body.payload, attachments, creating=not extra_flags & LOADING)
@@ -280,6 +311,7 @@ class State:
             payload=body.payload,
             flags=int(body.payload.get("flags") or 0) | extra_flags,
             interaction_id=interaction,
+            author_id=author,
         )
         apply_fields(record, body.payload, attachments)
         self.messages[record.id] = record
