@@ -267,29 +267,6 @@ class JobRepository:
             (JobStatus.RUNNING, since, GenerationStatus.SUCCEEDED),
         )
 
-    async def unposted_images(self, job_id: str) -> list[GenerationRecord]:
-        """Images made but not yet posted to Discord, in prompt order."""
-        async with connection_lock(self._conn):
-            rows = await self._conn.execute_fetchall(
-                f"""SELECT {_GENERATION_COLUMNS} FROM generations
-                WHERE job_id = ? AND status = ? AND posted_message_id IS NULL ORDER BY idx""",
-                (job_id, GenerationStatus.SUCCEEDED),
-            )
-        return [_generation(row) for row in rows]
-
-    async def images_since(
-        self, *, requester_id: str | None = None, guild_id: int | None = None, since: float
-    ) -> int:
-        """Images made (succeeded generations) since `since`, by a user and/or in a guild, or in all."""
-        # The literal 'succeeded' lets SQLite use the partial index generations_succeeded.
-        sql = """SELECT count(*) FROM generations AS g JOIN jobs AS j ON j.id = g.job_id
-            WHERE g.status = 'succeeded' AND g.finished_at >= ?
-            AND (? IS NULL OR j.requester_id = ?) AND (? IS NULL OR j.guild_id = ?)"""
-        async with connection_lock(self._conn):
-            params = (since, requester_id, requester_id, guild_id, guild_id)
-            rows = list(await self._conn.execute_fetchall(sql, params))
-        return int(rows[0][0])
-
     async def get_guild_settings(self, guild_id: int) -> dict[str, Any]:
         """A guild's settings, or {} when it has none."""
         async with connection_lock(self._conn):

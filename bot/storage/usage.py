@@ -60,11 +60,6 @@ class UsageRepository:
             )
         return int(rows[0][0]), int(rows[0][1])
 
-    async def existing_job_ids(self, job_ids: Collection[str]) -> set[str]:
-        """Which of `job_ids` have been written."""
-        async with connection_lock(self._conn):
-            return await self._existing(job_ids)
-
     async def _existing(self, job_ids: Collection[str]) -> set[str]:
         rows = await self._conn.execute_fetchall(
             "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",

@@ -72,8 +72,12 @@ async def test_usage_counts_what_was_asked_for_and_not_refused(
 
 @pytest.mark.usefixtures("history")
 async def test_usage_finds_the_stored_job_ids(usage: UsageRepository) -> None:
-    assert await usage.existing_job_ids(["u1-core", "nope", "u2-other"]) == {"u1-core", "u2-other"}
-    assert await usage.existing_job_ids([]) == set()
+    async def existing(ids: list[str]) -> set[str]:
+        _, found = await usage.usage_and_existing("u1", None, 0.0, ids)
+        return found
+
+    assert await existing(["u1-core", "nope", "u2-other"]) == {"u1-core", "u2-other"}
+    assert await existing([]) == set()
 
 
 @pytest.mark.usefixtures("history")

@@ -34,7 +34,7 @@ async def test_a_finished_run_is_recorded(recorder: JobRecorder, repo: JobReposi
     assert good.image == progress.generations[0].image
     assert bad.status is GenerationStatus.FAILED and bad.failure is not None
     assert bad.failure.reason is FailureReason.MODERATION
-    assert await repo.unposted_images("run00001") == [good]
+    assert (good.image is not None, good.posted_message_id) == (True, None), "made, not yet posted"
 
 
 async def test_a_cancelled_run_leaves_nothing_unfinished(
